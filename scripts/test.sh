@@ -1,0 +1,75 @@
+#!/bin/sh
+# The test command: set up, build (release, ASan+UBSan, TSan) and run every
+# suite; the last line printed is "N passed, N failed[, N skipped]".
+#
+#   scripts/test.sh                 everything
+#   IVSHM_SUITES="unit qemu" scripts/test.sh   only these suites (release build)
+#   IVSHM_SANITIZERS=0 scripts/test.sh          skip the sanitizer builds
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+SUITES=${IVSHM_SUITES:-"unit qemu vm dpdk stress"}
+SANITIZERS=${IVSHM_SANITIZERS:-1}
+JOBS=${IVSHM_JOBS:-2}
+LOGS=""
+BUILD_FAIL=0
+
+# configure DIR [meson options...]
+configure() {
+	dir=$1; shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 ||
+			{ cat "$dir.setup.log"; return 1; }
+	fi
+	ninja -C "$dir" >"$dir.ninja.log" 2>&1 || { tail -60 "$dir.ninja.log"; return 1; }
+}
+
+# run DIR SUITES...
+run() {
+	dir=$1; shift
+	args=""
+	for s in "$@"; do
+		if meson test -C "$dir" --list --suite "$s" >/dev/null 2>&1 &&
+		   [ -n "$(meson test -C "$dir" --list --suite "$s" 2>/dev/null)" ]; then
+			args="$args --suite $s"
+		fi
+	done
+	[ -z "$args" ] && return 0
+	rm -f "$dir/meson-logs/testlog.json"
+	# shellcheck disable=SC2086
+	meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes "$JOBS" $args
+	LOGS="$LOGS $dir/meson-logs/testlog.json"
+}
+
+mkdir -p "$ROOT/build-out"
+B=build-out/release
+if configure $B -Dbuildtype=release; then
+	# shellcheck disable=SC2086
+	run $B $SUITES
+else
+	BUILD_FAIL=$((BUILD_FAIL + 1))
+fi
+
+if [ "$SANITIZERS" = 1 ]; then
+	B=build-out/asan
+	if configure $B -Dbuildtype=debug -Db_sanitize=address,undefined \
+		-Db_lundef=false -Ddpdk=disabled -Dc_args=-fno-sanitize-recover=all \
+		-Dcpp_args=-fno-sanitize-recover=all; then
+		run $B unit stress
+	else
+		BUILD_FAIL=$((BUILD_FAIL + 1))
+	fi
+	B=build-out/tsan
+	if CC=clang CXX=clang++ configure $B -Dbuildtype=debug -Db_sanitize=thread \
+		-Db_lundef=false -Ddpdk=disabled; then
+		run $B concurrency
+	else
+		BUILD_FAIL=$((BUILD_FAIL + 1))
+	fi
+fi
+
+# shellcheck disable=SC2086
+python3 scripts/summarize.py --build-failures "$BUILD_FAIL" $LOGS
