@@ -7,4 +7,4 @@ scripts/setup.sh
 B=build-out/release
 [ -f $B/build.ninja ] || meson setup $B -Dbuildtype=release >/dev/null
 ninja -C $B >/dev/null
-exec $B/bench/ring_bench
+exec $B/bench/ring_bench/ring_bench
