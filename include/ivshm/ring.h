@@ -11,13 +11,20 @@
  * copy of the peer's index.
  *
  * Trust: the peer may write any byte of the area at any time. The handle
- * copies the geometry once at attach time and never re-reads it; the peer's
- * index is validated on every read (at most capacity ahead of or behind our
- * own index). An impossible index is reported as -EPROTO and never used to
- * address memory. Element contents are the caller's to validate.
+ * copies the geometry once at attach time and never re-reads it, and never
+ * reads its own index back. The peer's index is read only when the cached
+ * copy does not cover a request, and validated on every read: it may only
+ * move forward from the last value seen, and never past what is possible
+ * (a consumer index beyond what we published; a producer index more than
+ * capacity ahead of what we consumed). An impossible index is reported as
+ * -EPROTO and never used to address memory: slot addresses come from the
+ * handle's private copy of the geometry. Element contents are the caller's
+ * to validate.
  *
  * Thread safety: one thread at a time per handle. The producer handle and the
- * consumer handle may be used concurrently (that is the point).
+ * consumer handle may be used concurrently (that is the point). No call
+ * blocks; the data path (enqueue/dequeue, reserve/commit, peek/release) is
+ * inline and wait-free.
  */
 #ifndef IVSHM_RING_H
 #define IVSHM_RING_H
