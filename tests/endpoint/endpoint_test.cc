@@ -468,3 +468,138 @@ TEST_F(Shm, ConcurrentOpenAcrossThreads)
 }
 
 } // namespace
+
+// ---- "pci:" over a fake sysfs tree (IVSHM_PCI_SYSFS) ----------------------
+// Regular files stand in for resource0/resource2, so this checks parsing,
+// discovery, register offsets and formatting; the real device is tested in
+// guests (suite vm).
+namespace {
+
+class FakePci : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		char tmpl[] = "/tmp/ivshm-fakepci-XXXXXX";
+		ASSERT_NE(mkdtemp(tmpl), nullptr);
+		root_ = tmpl;
+		setenv("IVSHM_PCI_SYSFS", root_.c_str(), 1);
+	}
+	void TearDown() override
+	{
+		unsetenv("IVSHM_PCI_SYSFS");
+		std::string cmd = "rm -rf '" + root_ + "'";
+		ASSERT_EQ(system(cmd.c_str()), 0);
+	}
+	static void put(const std::string &path, const std::string &text)
+	{
+		FILE *f = fopen(path.c_str(), "w");
+		ASSERT_NE(f, nullptr) << path;
+		fputs(text.c_str(), f);
+		fclose(f);
+	}
+	void add_dev(const char *bdf, const char *vendor, const char *device,
+		     bool doorbell, off_t bar2, uint32_t ivpos)
+	{
+		std::string d = root_ + "/" + bdf;
+		ASSERT_EQ(mkdir(d.c_str(), 0700), 0);
+		put(d + "/vendor", std::string(vendor) + "\n");
+		put(d + "/device", std::string(device) + "\n");
+		int fd = open((d + "/resource0").c_str(), O_CREAT | O_RDWR, 0600);
+		ASSERT_GE(fd, 0);
+		ASSERT_EQ(ftruncate(fd, 4096), 0);
+		ASSERT_EQ(pwrite(fd, &ivpos, 4, 8), 4);
+		close(fd);
+		if (doorbell)
+			put(d + "/resource1", "");
+		fd = open((d + "/resource2").c_str(), O_CREAT | O_RDWR, 0600);
+		ASSERT_GE(fd, 0);
+		ASSERT_EQ(ftruncate(fd, bar2), 0);
+		close(fd);
+	}
+	uint32_t reg(const char *bdf, off_t off)
+	{
+		uint32_t v = 0;
+		int fd = open((root_ + "/" + bdf + "/resource0").c_str(), O_RDONLY);
+		EXPECT_EQ(pread(fd, &v, 4, off), 4);
+		close(fd);
+		return v;
+	}
+	std::string root_;
+};
+
+TEST_F(FakePci, AutoFindsDoorbellDeviceAndRingsBar0)
+{
+	add_dev("0000:00:02.0", "0x8086", "0x1110", true, 65536, 0);
+	add_dev("0000:00:05.0", "0x1af4", "0x1110", true, 1 << 20, 7);
+	add_dev("0000:00:03.0", "0x1af4", "0x1000", true, 65536, 0);
+	ivshm_endpoint *ep = nullptr;
+	ASSERT_EQ(ivshm_endpoint_open("pci:auto", nullptr, &ep), 0);
+	EXPECT_EQ(ivshm_endpoint_kind(ep), IVSHM_EP_PCI);
+	EXPECT_EQ(ivshm_endpoint_size(ep), 1u << 20);
+	EXPECT_EQ(ivshm_endpoint_id(ep), 7);
+	EXPECT_EQ(ivshm_endpoint_caps(ep),
+		  IVSHM_EP_CAP_DOORBELL | IVSHM_EP_CAP_PEER_ID);
+	EXPECT_EQ(ivshm_endpoint_nvectors(ep), 0u);
+	EXPECT_EQ(ivshm_endpoint_notify(ep, 3, 2), 0);
+	EXPECT_EQ(reg("0000:00:05.0", 12), (3u << 16) | 2);
+	EXPECT_EQ(ivshm_endpoint_notify(ep, 0xffff, 63), 0);
+	EXPECT_EQ(reg("0000:00:05.0", 12), (0xffffu << 16) | 63);
+	EXPECT_EQ(ivshm_endpoint_notify(ep, 1, 64), -EINVAL);
+	EXPECT_EQ(ivshm_endpoint_vector_fd(ep, 0), -ENOTSUP);
+	EXPECT_EQ(ivshm_endpoint_wait(ep, 0, nullptr), -ENOTSUP);
+	EXPECT_EQ(ivshm_endpoint_peers(ep, nullptr, 0), -ENOTSUP);
+	auto *h = static_cast<ivshm_region_hdr *>(ivshm_endpoint_base(ep));
+	EXPECT_EQ(h->magic, IVSHM_REGION_MAGIC);
+	EXPECT_EQ(h->size, 1u << 20);
+	ivshm_endpoint_close(ep);
+
+	// The same BAR2 seen as a plain file from "the host" shares the format.
+	ivshm_endpoint *host = nullptr;
+	ASSERT_EQ(ivshm_endpoint_open(("shm:" + root_ + "/0000:00:05.0/resource2").c_str(),
+				      nullptr, &host), 0);
+	ASSERT_EQ(ivshm_endpoint_open("pci:00:05.0", nullptr, &ep), 0);
+	EXPECT_EQ(static_cast<ivshm_region_hdr *>(ivshm_endpoint_base(ep))->format_id,
+		  static_cast<ivshm_region_hdr *>(ivshm_endpoint_base(host))->format_id);
+	static_cast<uint8_t *>(ivshm_endpoint_base(host))[IVSHM_REGION_HDR_SIZE] = 0x5a;
+	EXPECT_EQ(static_cast<uint8_t *>(ivshm_endpoint_base(ep))[IVSHM_REGION_HDR_SIZE], 0x5a);
+	ivshm_endpoint_close(ep);
+	ivshm_endpoint_close(host);
+}
+
+TEST_F(FakePci, PlainDeviceBehavesAsPlainFile)
+{
+	add_dev("0000:00:04.0", "0x1af4", "0x1110", false, 65536, 0xffffffffu);
+	ivshm_endpoint *ep = nullptr;
+	ASSERT_EQ(ivshm_endpoint_open("pci:0000:00:04.0", nullptr, &ep), 0);
+	EXPECT_EQ(ivshm_endpoint_caps(ep), 0u);
+	EXPECT_EQ(ivshm_endpoint_id(ep), -ENOTSUP);
+	EXPECT_EQ(ivshm_endpoint_notify(ep, 1, 0), -ENOTSUP);
+	EXPECT_EQ(reg("0000:00:04.0", 12), 0u);
+	EXPECT_EQ(static_cast<ivshm_region_hdr *>(ivshm_endpoint_base(ep))->init_state,
+		  (uint32_t)IVSHM_REGION_READY);
+	ivshm_endpoint_close(ep);
+}
+
+TEST_F(FakePci, BadAddressesAndDevices)
+{
+	add_dev("0000:00:04.0", "0x1af4", "0x1110", true, 65536, 0xffffffffu);
+	add_dev("0000:00:06.0", "0x1af4", "0x1110", true, 100000, 1);
+	add_dev("0000:00:07.0", "0x1af4", "0x1100", true, 65536, 1);
+	ivshm_endpoint *ep = nullptr;
+	const char *bad[] = { "pci:", "pci:xyz", "pci:00:04", "pci:0000:00:20.0",
+			      "pci:0000:00:04.8", "pci:0000:00:04.0x", "pci:1:2:3:4.0",
+			      "pci:Auto", "pci:-1:00:04.0" };
+	for (const char *d : bad)
+		EXPECT_EQ(ivshm_endpoint_open(d, nullptr, &ep), -EINVAL) << d;
+	EXPECT_EQ(ivshm_endpoint_open("pci:0000:00:09.0", nullptr, &ep), -ENOENT);
+	EXPECT_EQ(ivshm_endpoint_open("pci:0000:00:07.0", nullptr, &ep), -ENODEV);
+	// IVPosition -1 on a doorbell device: no id from the server.
+	EXPECT_EQ(ivshm_endpoint_open("pci:0000:00:04.0", nullptr, &ep), -EPROTO);
+	// BAR2 that is not a power of two.
+	EXPECT_EQ(ivshm_endpoint_open("pci:0000:00:06.0", nullptr, &ep), -EPROTO);
+	EXPECT_EQ(ep, nullptr);
+	setenv("IVSHM_PCI_SYSFS", (root_ + "/none").c_str(), 1);
+	EXPECT_EQ(ivshm_endpoint_open("pci:auto", nullptr, &ep), -ENOENT);
+}
+
+} // namespace
