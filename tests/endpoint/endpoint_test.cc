@@ -532,7 +532,10 @@ TEST_F(FakePci, AutoFindsDoorbellDeviceAndRingsBar0)
 	add_dev("0000:00:02.0", "0x8086", "0x1110", true, 65536, 0);
 	add_dev("0000:00:05.0", "0x1af4", "0x1110", true, 1 << 20, 7);
 	add_dev("0000:00:03.0", "0x1af4", "0x1000", true, 65536, 0);
+	add_dev("0000:00:09.0", "0x1af4", "0x1110", true, 65536, 9);
+	add_dev("0001:00:01.0", "0x1af4", "0x1110", true, 65536, 10);
 	ivshm_endpoint *ep = nullptr;
+	// The lowest address among the ivshmem devices.
 	ASSERT_EQ(ivshm_endpoint_open("pci:auto", nullptr, &ep), 0);
 	EXPECT_EQ(ivshm_endpoint_kind(ep), IVSHM_EP_PCI);
 	EXPECT_EQ(ivshm_endpoint_size(ep), 1u << 20);
