@@ -22,10 +22,7 @@
 #include <vector>
 
 #include "ivshm/ivshmem.h"
-// region_layout.h is a C header (its asserts use C11 _Static_assert).
-#define _Static_assert static_assert
 #include "region_layout.h"
-#undef _Static_assert
 
 namespace {
 
