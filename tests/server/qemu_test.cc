@@ -311,3 +311,29 @@ TEST_F(QemuTest, KilledQemuIsAnnouncedAndItsIdNotReused)
 	/* A saw B leave and C arrive without crashing: it still answers. */
 	EXPECT_EQ(da.iv_position(), (uint32_t)ida);
 }
+
+TEST_F(QemuTest, SizesAboveFourGiBAndNonPowerOfTwoWorkWithQemu)
+{
+	/* 6 GiB: not a power of two (QEMU would abort) and above 4 GiB (QEMU's
+	 * example server truncates it): the server hands QEMU 8 GiB. The memfd
+	 * is sparse: only touched pages cost memory. */
+	ASSERT_EQ(server.start(default_params(sock, UINT64_C(6) << 30, kVectors)), 0);
+	EXPECT_TRUE(server.log.contains("rounded up"));
+	Qemu *a = start_qemu();
+	ASSERT_TRUE(a);
+	connect_host();
+	Ivshmem da;
+	da.setup(*a, 0xe0000000u, 0xe0001000u, UINT64_C(0x800000000)); /* 32 GiB */
+	EXPECT_EQ(da.bar2_size, UINT64_C(8) << 30);
+	EXPECT_EQ(ivshm_client_size(host), UINT64_C(8) << 30);
+	auto *h = static_cast<volatile uint8_t *>(ivshm_client_base(host));
+	for (uint64_t off : { UINT64_C(5) << 30, (UINT64_C(8) << 30) - 8 }) {
+		a->writeq(da.bar2 + off, 0x0123456789abcdefULL ^ off);
+		uint64_t got;
+		memcpy(&got, const_cast<uint8_t *>(h) + off, 8);
+		EXPECT_EQ(got, 0x0123456789abcdefULL ^ off);
+		h[off + 3] = 0x5a;
+		EXPECT_EQ(a->readb(da.bar2 + off + 3), 0x5a);
+	}
+	EXPECT_EQ(a->readq(da.bar2 + 16), UINT64_C(8) << 30); /* header size field */
+}
