@@ -54,6 +54,8 @@
 #define SERVER_EVENTS 64
 /* Bytes of unexpected client data discarded per event (fairness). */
 #define SERVER_DISCARD_MAX 65536
+/* A client that sends more than this in all is flooding: drop it. */
+#define SERVER_JUNK_LIMIT (UINT64_C(1) << 20)
 
 struct evfd {
 	int fd;
@@ -73,6 +75,7 @@ struct speer {
 	bool dead;
 	bool want_out;   /* EPOLLOUT armed */
 	bool warned_data;
+	uint64_t junk;   /* bytes received (clients send nothing) */
 	struct evfd *vec[IVSHM_PROTO_MAX_VECTORS];
 	struct qmsg *q;  /* ring buffer */
 	unsigned int qhead, qlen, qcap;
@@ -477,6 +480,13 @@ static void handle_peer(struct ivshm_server *srv, struct speer *p,
 			slog(srv, LOG_WARNING,
 			     "peer %u sent unexpected data: ignored", p->id);
 			p->warned_data = true;
+		}
+		if (n > 0 && (p->junk += (uint64_t)n) > SERVER_JUNK_LIMIT) {
+			slog(srv, LOG_WARNING,
+			     "peer %u sent more than %" PRIu64 " bytes of unexpected "
+			     "data: dropping it", p->id, SERVER_JUNK_LIMIT);
+			peer_fail(srv, p);
+			return;
 		}
 		if (n < 0 && n != -EAGAIN) {
 			slog(srv, LOG_NOTICE, "peer %u: recv: %s: dropping it",
