@@ -80,6 +80,10 @@ struct speer {
 	struct qmsg *q;  /* ring buffer */
 	unsigned int qhead, qlen, qcap;
 	size_t qoff;     /* bytes of q[qhead] already sent */
+	/* Set-up messages queued at connection: the queue limit counts only
+	 * what comes on top of them, so a newcomer among many peers with
+	 * many vectors is never mistaken for a non-reader. */
+	unsigned int allowance;
 };
 
 struct ivshm_server {
@@ -184,7 +188,7 @@ static void queue_push(struct ivshm_server *srv, struct speer *p, int64_t v,
 {
 	if (p->dead)
 		return;
-	if (p->qlen >= srv->max_queue) {
+	if (p->qlen >= srv->max_queue + p->allowance) {
 		slog(srv, LOG_WARNING,
 		     "peer %u: %u messages queued and not read: dropping it",
 		     p->id, p->qlen);
@@ -391,6 +395,7 @@ static void new_peer(struct ivshm_server *srv, int sock)
 	/* Set-up sequence first (QEMU reads these three synchronously), then
 	 * the newcomer's own vectors, so a client has its interrupts as soon
 	 * as possible, then every existing peer's vectors. */
+	p->allowance = 3 + srv->vectors * srv->npeers;
 	queue_push(srv, p, IVSHM_PROTO_VERSION, NULL);
 	queue_push(srv, p, p->id, NULL);
 	queue_push(srv, p, IVSHM_PROTO_SHM_ID, srv->mem);

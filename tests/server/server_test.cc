@@ -861,3 +861,30 @@ TEST_F(ServerTest, ClientAcceptsExampleServerOrder)
 	ivshm_client_close(c);
 	close(ls);
 }
+
+TEST_F(ServerTest, NewcomerSetUpIsNotLimitedByTheQueueBound)
+{
+	/* A tiny queue bound with 64 vectors and several peers: a newcomer's
+	 * set-up (3 + 64 x 5 messages) is far beyond it and must still pass. */
+	auto p = default_params(sock, 1 << 20, 64);
+	p.max_queue = 1;
+	ASSERT_EQ(server.start(p), 0);
+	std::vector<ivshm_client *> cs;
+	for (int i = 0; i < 5; i++) {
+		ivshm_client *c = connect();
+		ASSERT_TRUE(c);
+		cs.push_back(c);
+		/* Everyone reads, so nobody is over the bound for long. */
+		for (auto *o : cs)
+			ivshm_client_process(o);
+	}
+	ivshm_client *last = cs.back();
+	EXPECT_EQ(ivshm_client_nvectors(last), 64u);
+	for (int i = 0; i < 4; i++)
+		EXPECT_TRUE(pump_until(last, [&] {
+			return ivshm_client_peer_nvectors(last, (uint16_t)i) == 64;
+		})) << i;
+	EXPECT_EQ(ivshm_server_npeers(server.srv), 5u);
+	for (auto *c : cs)
+		ivshm_client_close(c);
+}
