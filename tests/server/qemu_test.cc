@@ -19,10 +19,7 @@
 #include "qtest_harness.h"
 #include "test_util.h"
 
-/* region_layout.h is C-only (_Static_assert); C++17 spells it static_assert. */
-#define _Static_assert static_assert
 #include "region_layout.h"
-#undef _Static_assert
 
 using namespace ivshm_test;
 using ivshm_qtest::Ivshmem;

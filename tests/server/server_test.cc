@@ -19,10 +19,7 @@
 
 #include "ivshm_atomic.h"
 #include "proto.h"
-/* region_layout.h is C-only (_Static_assert); C++17 spells it static_assert. */
-#define _Static_assert static_assert
 #include "region_layout.h"
-#undef _Static_assert
 #include "test_util.h"
 
 using namespace ivshm_test;
