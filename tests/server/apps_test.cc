@@ -221,6 +221,9 @@ TEST_F(AppsTest, BadArgumentsGiveClearErrors)
 	EXPECT_EQ(run({ server_bin, "-F", "-S", sock, "--socket-mode", "999" }, nullptr, &err), 1);
 	EXPECT_EQ(run({ server_bin, "-F", "-S", sock, "--max-peers", "0" }, nullptr, &err), 1);
 	EXPECT_EQ(run({ server_bin, "-F", "--bogus" }, nullptr, &err), 1);
+	/* Daemon mode with an unwritable PID file: reported before forking. */
+	EXPECT_EQ(run({ server_bin, "-S", sock, "-p", dir.file("nodir/pid") }, nullptr, &err), 1);
+	EXPECT_NE(err.find("cannot open PID file"), std::string::npos) << err;
 	std::string out;
 	EXPECT_EQ(run({ server_bin, "-h" }, &out), 0);
 	EXPECT_NE(out.find("ivshmem-doorbell"), std::string::npos);
