@@ -21,8 +21,9 @@ BUILD_FAIL=0
 configure() {
 	dir=$1; shift
 	if [ ! -f "$dir/build.ninja" ]; then
+		rm -rf "$dir"
 		meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 ||
-			{ cat "$dir.setup.log"; return 1; }
+			{ tail -30 "$dir.setup.log"; rm -rf "$dir"; return 1; }
 	fi
 	ninja -C "$dir" >"$dir.ninja.log" 2>&1 || { tail -60 "$dir.ninja.log"; return 1; }
 }
