@@ -86,6 +86,7 @@ struct ivshm_channel {
 	/* control thread only: what we know of the peer */
 	uint64_t peer_tok;       /* occupant token last seen */
 	uint64_t dead_tok;       /* token judged dead */
+	uint64_t dead_hb;        /* its heartbeat then */
 	uint64_t peer_hb;
 	uint64_t peer_hb_ms;     /* when peer_hb last changed */
 	uint32_t peer_reset_seen;
