@@ -65,6 +65,7 @@ struct PeerConfig {
 	uint64_t rx_expect = 0;      // stop receiving after this many (0 = STOP)
 	bool lenient = false;        // start lenient (hostile phase)
 	int deadline_ms = 60000;
+	int reset_every_ms = 0;      // control thread resets the channel
 };
 
 inline PeerShared *map_shared(size_t n)
@@ -232,7 +233,12 @@ inline int run_peer(const PeerConfig &cfg, PeerShared *sh,
 
 	// Control: housekeeping and commands.
 	bool reset_seen = false;
+	uint64_t next_reset = now_ms() + (uint64_t)cfg.reset_every_ms;
 	while (now_ms() < deadline) {
+		if (cfg.reset_every_ms && now_ms() >= next_reset) {
+			ivshm_transport_reset(ch);
+			next_reset = now_ms() + (uint64_t)cfg.reset_every_ms;
+		}
 		uint32_t c = sh->cmd.load();
 		if (c == CMD_STOP)
 			break;
