@@ -325,7 +325,6 @@ static int format_own(struct ivshm_channel *ch)
 		if (ret)
 			return ret;
 		t->bufs = buf_mem(ch, ch->side, q);
-		t->resv_n = 0;
 		ivshm_store_relaxed(&t->broken, 0u);
 	}
 	return 0;
@@ -348,11 +347,10 @@ static int attach_peer(struct ivshm_channel *ch)
 			return ret;
 		r->bufs = buf_mem(ch, dir, q);
 		/* The consumer index starts where the attach found it. */
+		/* The window restarts on the new ring. No peek is held: the
+		 * queue is quiescent (peek_slots is the datapath's alone). */
 		r->cons = 0;
 		r->peeked = 0;
-		r->peek_slots = 0;
-		r->peek_bufs = 0;
-		r->intr_on = 0;
 		ivshm_store_relaxed(&r->broken, 0u);
 	}
 	return 0;

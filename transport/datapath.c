@@ -33,11 +33,14 @@
  */
 static inline int enter(const struct ivshm_channel *ch, uint32_t *active)
 {
-	__atomic_exchange_n(active, 1u, __ATOMIC_SEQ_CST);
+	uint32_t was = __atomic_exchange_n(active, 1u, __ATOMIC_SEQ_CST);
+
 	if (ivshm_likely(__atomic_load_n(&ch->link_up, __ATOMIC_SEQ_CST)))
 		return 1;
-	/* Release: pairs with quiescent()'s seq_cst load. */
-	ivshm_store_release(active, 0u);
+	/* Release: pairs with quiescent()'s seq_cst load. A queue already
+	 * active (a reservation or peek is held) stays so. */
+	if (!was)
+		ivshm_store_release(active, 0u);
 	return 0;
 }
 
@@ -493,6 +496,8 @@ uint32_t ivshm_transport_rx_count(struct ivshm_channel *ch, uint16_t q)
 	if (q >= ch->nq)
 		return 0;
 	r = &ch->rxq[q];
+	/* peek_slots is the datapath thread's alone; within a peek the queue
+	 * is active and must stay so. */
 	if (r->peek_slots)
 		return r->peek_slots;
 	if (!enter(ch, &r->active))
@@ -516,6 +521,8 @@ int ivshm_transport_rx_intr_enable(struct ivshm_channel *ch, uint16_t q)
 	if (q >= ch->nq)
 		return -EINVAL;
 	r = &ch->rxq[q];
+	if (r->peek_slots)
+		return (int)r->peek_slots;
 	/* Link down: sleep; link_up() kicks every queue's doorbell. */
 	if (!enter(ch, &r->active))
 		return 0;
@@ -527,7 +534,6 @@ int ivshm_transport_rx_intr_enable(struct ivshm_channel *ch, uint16_t q)
 	/* Slots left in our window are waiting too (wake_enable counts only
 	 * those after it). */
 	c += (int)r->peeked;
-	r->intr_on = 1;
 	leave(&r->active);
 	return c;
 }
@@ -541,12 +547,12 @@ int ivshm_transport_rx_intr_disable(struct ivshm_channel *ch, uint16_t q)
 	if (q >= ch->nq)
 		return -EINVAL;
 	r = &ch->rxq[q];
-	if (!enter(ch, &r->active)) {
-		r->intr_on = 0;
+	if (r->peek_slots)
 		return 0;
-	}
+	/* Link down: the rings will be re-attached with the flag clear. */
+	if (!enter(ch, &r->active))
+		return 0;
 	ivshm_ring_wake_disable(&r->ring);
-	r->intr_on = 0;
 	leave(&r->active);
 	return 0;
 }

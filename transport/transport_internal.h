@@ -38,7 +38,6 @@ struct ivshm_tp_rxq {
 	uint32_t peeked;        /* slots peeked from the ring, not released */
 	uint32_t peek_slots;    /* slots covered by the last rx_peek */
 	uint32_t peek_bufs;     /* buffers it returned */
-	uint32_t intr_on;
 	int fd;                 /* doorbell eventfd, -1 if none */
 	struct ivshm_transport_queue_stats st;
 } __attribute__((aligned(IVSHM_CACHE_LINE)));
