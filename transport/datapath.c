@@ -107,7 +107,9 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 	for (i = 0; i < n && need <= ch->rs; i++) {
 		uint32_t len = pkts[i].len;
 
-		if (len != 0 && len <= ch->max_pkt)
+		if (ivshm_likely(len != 0 && len <= bs))
+			need++;
+		else if (len != 0 && len <= ch->max_pkt)
 			need += (len + bs - 1) / bs;
 	}
 	if (need > ch->rs)
@@ -123,6 +125,23 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 		const uint8_t *src = (const uint8_t *)pkts[i].data;
 		uint32_t len = pkts[i].len, segs, rem;
 
+		if (ivshm_likely(len != 0 && len <= bs)) {
+			/* One buffer: the common case, no division. */
+			uint32_t idx = start + used;
+			uint8_t *dst;
+
+			if (ivshm_unlikely(used >= (uint32_t)got))
+				break;
+			dst = t->bufs + (size_t)(idx & mask) * bs;
+			if (i + 1 < n)
+				__builtin_prefetch(t->bufs + (size_t)((idx + 1) & mask) * bs, 1);
+			memcpy(dst, src, len);
+			set_desc(&t->ring, idx, len, 0);
+			used++;
+			npk++;
+			bytes += len;
+			continue;
+		}
 		if (ivshm_unlikely(len == 0 || len > ch->max_pkt)) {
 			errs++;
 			continue;
@@ -277,6 +296,8 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 			errs += segs < 0;
 			continue;
 		}
+		if (np + 1 < n && next < (uint32_t)avail)
+			__builtin_prefetch(rx_buf(ch, r, start + next));
 		total = (uint32_t)(segs - 1) * ch->bs + last;
 		if (ivshm_unlikely(total > cap)) {
 			drops++;

@@ -132,8 +132,9 @@ static int end_open(struct end *e, const char *desc,
 	ret = ivshm_endpoint_open(desc, &ep, &e->ep);
 	if (ret)
 		return ret;
-	p.ring_size = ring;
-	p.buf_size = 2048;
+	p.ring_size = getenv("TPB_RING") ? (uint32_t)atoi(getenv("TPB_RING")) : ring;
+	p.buf_size = getenv("TPB_BUF") ? (uint32_t)atoi(getenv("TPB_BUF")) : 2048;
+	p.max_pkt_len = getenv("TPB_MAXPKT") ? (uint32_t)atoi(getenv("TPB_MAXPKT")) : 0;
 	p.rx_mode = mode;
 	p.spin_us = 50;
 	do {
@@ -436,6 +437,8 @@ static double run_idle(void)
 	reap(p);
 	if (ret == 0)
 		end_close(&e);
+	if (ret || ctl->err)
+		fprintf(stderr, "idle: open %d/%d\n", ret, ctl->err);
 	return ctl->idle_cpu_pct;
 }
 
