@@ -936,6 +936,7 @@ parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+/* @p key is one of the static ARG_* strings: kind_key outlives the kvlist. */
 static int
 arg_endpoint(struct parse_ctx *c, const char *key, const char *prefix,
 	     const char *value)
@@ -961,13 +962,15 @@ arg_endpoint(struct parse_ctx *c, const char *key, const char *prefix,
 static int
 arg_socket(const char *key, const char *value, void *opaque)
 {
-	return arg_endpoint(opaque, key, "socket:", value);
+	(void)key;
+	return arg_endpoint(opaque, ARG_SOCKET, "socket:", value);
 }
 
 static int
 arg_shm(const char *key, const char *value, void *opaque)
 {
-	return arg_endpoint(opaque, key, "shm:", value);
+	(void)key;
+	return arg_endpoint(opaque, ARG_SHM, "shm:", value);
 }
 
 /* pci=auto, or a PCI address DDDD:BB:DD.F / BB:DD.F (hex). */
@@ -986,7 +989,8 @@ arg_pci(const char *key, const char *value, void *opaque)
 			return -EINVAL;
 		}
 	}
-	return arg_endpoint(c, key, "pci:", value);
+	(void)key;
+	return arg_endpoint(c, ARG_PCI, "pci:", value);
 }
 
 static int
