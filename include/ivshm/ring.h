@@ -22,8 +22,10 @@
 #ifndef IVSHM_RING_H
 #define IVSHM_RING_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -101,50 +103,6 @@ static inline uint32_t ivshm_ring_elem_size(const struct ivshm_ring *r)
 	return r->ivshm__elem_size;
 }
 
-/**
- * Producer: copy up to @p n elements from @p elems into the ring.
- * @return the number enqueued (0..n; fewer when the ring is short of room),
- *         or -EPROTO if the consumer's index is impossible.
- */
-int ivshm_ring_enqueue_burst(struct ivshm_ring *r, const void *elems,
-			     uint32_t n);
-
-/**
- * Consumer: copy up to @p n elements out of the ring into @p elems.
- * @return the number dequeued (0..n), or -EPROTO if the producer's index is
- *         impossible.
- */
-int ivshm_ring_dequeue_burst(struct ivshm_ring *r, void *elems, uint32_t n);
-
-/**
- * Producer, zero copy: reserve up to @p n free slots. On return *start is
- * the ring index of the first one; fill slot start + i (i < returned count)
- * through ivshm_ring_slot(), then ivshm_ring_commit(). A second reserve
- * before commit returns slots after the ones already reserved.
- * @return number of slots reserved (0..n), or -EPROTO.
- */
-int ivshm_ring_reserve(struct ivshm_ring *r, uint32_t n, uint32_t *start);
-
-/**
- * Producer: publish the first @p n reserved slots (n <= reserved).
- * @return 0, or -EINVAL if @p n exceeds what is reserved.
- */
-int ivshm_ring_commit(struct ivshm_ring *r, uint32_t n);
-
-/**
- * Consumer, zero copy: look at up to @p n filled slots without consuming
- * them; *start receives the ring index of the first. Read slot start + i
- * through ivshm_ring_slot(), then ivshm_ring_release().
- * @return number of slots available (0..n), or -EPROTO.
- */
-int ivshm_ring_peek(struct ivshm_ring *r, uint32_t n, uint32_t *start);
-
-/**
- * Consumer: hand the first @p n peeked slots back to the producer.
- * @return 0, or -EINVAL if @p n exceeds what was peeked.
- */
-int ivshm_ring_release(struct ivshm_ring *r, uint32_t n);
-
 /** Address of slot @p idx (any free-running index; masked here). */
 static inline void *ivshm_ring_slot(const struct ivshm_ring *r, uint32_t idx)
 {
@@ -152,30 +110,347 @@ static inline void *ivshm_ring_slot(const struct ivshm_ring *r, uint32_t idx)
 	       (size_t)(idx & r->ivshm__mask) * r->ivshm__elem_size;
 }
 
+/* ---- internal helpers (ivshm__ namespace: not API) ---------------------- */
+
+/*
+ * Copy n elements of esz bytes. The 8- and 16-byte cases get fixed-size
+ * copies the compiler turns into plain moves; a variable-size memcpy call
+ * would cost more than the element itself at burst 1.
+ */
+static inline void ivshm__ring_copy(void *dst, const void *src, uint32_t n,
+				    uint32_t esz)
+{
+	uint8_t *d = (uint8_t *)dst;
+	const uint8_t *s = (const uint8_t *)src;
+	uint32_t i;
+
+	if (esz == 16) {
+		for (i = 0; i < n; i++)
+			memcpy(d + (size_t)i * 16, s + (size_t)i * 16, 16);
+	} else if (esz == 8) {
+		for (i = 0; i < n; i++)
+			memcpy(d + (size_t)i * 8, s + (size_t)i * 8, 8);
+	} else {
+		memcpy(d, s, (size_t)n * esz);
+	}
+}
+
+/* Copy n elements into the slots from ring index idx on, wrapping. */
+static inline void ivshm__ring_put(const struct ivshm_ring *r, uint32_t idx,
+				   const void *src, uint32_t n)
+{
+	uint32_t off = idx & r->ivshm__mask;
+	uint32_t first = r->ivshm__capacity - off;
+	uint32_t esz = r->ivshm__elem_size;
+	uint8_t *slot = r->ivshm__slots + (size_t)off * esz;
+
+	if (n <= first) {
+		ivshm__ring_copy(slot, src, n, esz);
+	} else {
+		ivshm__ring_copy(slot, src, first, esz);
+		ivshm__ring_copy(r->ivshm__slots,
+				 (const uint8_t *)src + (size_t)first * esz,
+				 n - first, esz);
+	}
+}
+
+/* Copy n elements out of the slots from ring index idx on, wrapping. */
+static inline void ivshm__ring_get(const struct ivshm_ring *r, uint32_t idx,
+				   void *dst, uint32_t n)
+{
+	uint32_t off = idx & r->ivshm__mask;
+	uint32_t first = r->ivshm__capacity - off;
+	uint32_t esz = r->ivshm__elem_size;
+	const uint8_t *slot = r->ivshm__slots + (size_t)off * esz;
+
+	if (n <= first) {
+		ivshm__ring_copy(dst, slot, n, esz);
+	} else {
+		ivshm__ring_copy(dst, slot, first, esz);
+		ivshm__ring_copy((uint8_t *)dst + (size_t)first * esz,
+				 r->ivshm__slots, n - first, esz);
+	}
+}
+
+/*
+ * Producer: re-read the consumer's index. Valid values lie in
+ * [peer_cache, head] (mod 2^32): the consumer only moves forward and never
+ * passes what we published. Anything else is corruption; the cache keeps
+ * its last good value. Returns 0 or -EPROTO.
+ */
+static inline int ivshm__ring_prod_refresh(struct ivshm_ring *r)
+{
+	/* A1: pairs with the consumer's release store R1 of cons_idx: the
+	 * consumer has finished reading every slot below c, so we may
+	 * overwrite them. */
+	uint32_t c = __atomic_load_n(r->ivshm__peer_idx, __ATOMIC_ACQUIRE);
+	uint32_t old = r->ivshm__peer_cache;
+
+	if ((uint32_t)(c - old) > (uint32_t)(r->ivshm__head - old))
+		return -EPROTO;
+	r->ivshm__peer_cache = c;
+	return 0;
+}
+
+/*
+ * Consumer: re-read the producer's index. Valid values lie in
+ * [peer_cache, head + capacity] (mod 2^32). Returns 0 or -EPROTO.
+ */
+static inline int ivshm__ring_cons_refresh(struct ivshm_ring *r)
+{
+	/* A0: pairs with the producer's release store R0 of prod_idx: every
+	 * slot below p is filled before we read it. */
+	uint32_t p = __atomic_load_n(r->ivshm__peer_idx, __ATOMIC_ACQUIRE);
+	uint32_t old = r->ivshm__peer_cache;
+
+	if ((uint32_t)(p - old) >
+	    (uint32_t)(r->ivshm__head + r->ivshm__capacity - old))
+		return -EPROTO;
+	r->ivshm__peer_cache = p;
+	return 0;
+}
+
+/*
+ * Producer: free slots after head + pending, re-reading the consumer's
+ * index only when the cached one shows fewer than @p want.
+ */
+static inline int ivshm__ring_room(struct ivshm_ring *r, uint32_t want)
+{
+	uint32_t pos = r->ivshm__head + r->ivshm__pending;
+	uint32_t room = r->ivshm__capacity - (pos - r->ivshm__peer_cache);
+
+	if (__builtin_expect(room < want, 0)) {
+		int ret = ivshm__ring_prod_refresh(r);
+
+		if (ret < 0)
+			return ret;
+		room = r->ivshm__capacity - (pos - r->ivshm__peer_cache);
+	}
+	return (int)room;
+}
+
+/*
+ * Consumer: filled slots after head + pending, re-reading the producer's
+ * index only when the cached one shows fewer than @p want.
+ */
+static inline int ivshm__ring_avail(struct ivshm_ring *r, uint32_t want)
+{
+	uint32_t pos = r->ivshm__head + r->ivshm__pending;
+	uint32_t avail = r->ivshm__peer_cache - pos;
+
+	if (avail < want) {
+		int ret = ivshm__ring_cons_refresh(r);
+
+		if (ret < 0)
+			return ret;
+		avail = r->ivshm__peer_cache - pos;
+	}
+	return (int)avail;
+}
+
+/* Misuse of a handle: wrong role, or a zero-copy operation in progress. */
+static inline int ivshm__ring_check(const struct ivshm_ring *r, int role,
+				    int need_idle)
+{
+	if (r->ivshm__role != role)
+		return -EINVAL;
+	if (need_idle && r->ivshm__pending != 0)
+		return -EBUSY;
+	return 0;
+}
+
+/* ---- data path ----------------------------------------------------------- */
+
 /**
- * Elements ready for the consumer (consumer) or slots in use (producer),
- * read fresh from the peer's index. @return count, or -EPROTO.
+ * Producer: copy up to @p n elements from @p elems into the ring.
+ *
+ * Touches the consumer's cache line only when the cached consumer index
+ * shows less room than @p n. Single producer: one thread per handle.
+ * Never blocks.
+ * @return the number enqueued (0..n; fewer when the ring is short of room),
+ *         -EPROTO if the consumer's index is impossible, -EINVAL if @p r is
+ *         not a producer handle, -EBUSY if reserved slots are not committed.
+ */
+static inline int ivshm_ring_enqueue_burst(struct ivshm_ring *r,
+					   const void *elems, uint32_t n)
+{
+	int ret = ivshm__ring_check(r, IVSHM_RING_PRODUCER, 1);
+	uint32_t head;
+
+	if (__builtin_expect(ret < 0, 0))
+		return ret;
+	ret = ivshm__ring_room(r, n);
+	if (__builtin_expect(ret <= 0, 0))
+		return ret;
+	if (n > (uint32_t)ret)
+		n = (uint32_t)ret;
+	head = r->ivshm__head;
+	ivshm__ring_put(r, head, elems, n);
+	head += n;
+	r->ivshm__head = head;
+	/* R0: pairs with the consumer's acquire load A0 of prod_idx: the slot
+	 * contents are visible before the index that covers them. */
+	__atomic_store_n(r->ivshm__own_idx, head, __ATOMIC_RELEASE);
+	return (int)n;
+}
+
+/**
+ * Consumer: copy up to @p n elements out of the ring into @p elems.
+ *
+ * Touches the producer's cache line only when the cached producer index
+ * shows fewer than @p n elements. Single consumer: one thread per handle.
+ * Never blocks.
+ * @return the number dequeued (0..n), -EPROTO if the producer's index is
+ *         impossible, -EINVAL if @p r is not a consumer handle, -EBUSY if
+ *         peeked slots are not released.
+ */
+static inline int ivshm_ring_dequeue_burst(struct ivshm_ring *r, void *elems,
+					   uint32_t n)
+{
+	int ret = ivshm__ring_check(r, IVSHM_RING_CONSUMER, 1);
+	uint32_t head;
+
+	if (__builtin_expect(ret < 0, 0))
+		return ret;
+	ret = ivshm__ring_avail(r, n);
+	if (ret <= 0)
+		return ret;
+	if (n > (uint32_t)ret)
+		n = (uint32_t)ret;
+	head = r->ivshm__head;
+	ivshm__ring_get(r, head, elems, n);
+	head += n;
+	r->ivshm__head = head;
+	/* R1: pairs with the producer's acquire load A1 of cons_idx: our
+	 * reads of the slots are done before the producer may reuse them. */
+	__atomic_store_n(r->ivshm__own_idx, head, __ATOMIC_RELEASE);
+	return (int)n;
+}
+
+/**
+ * Producer, zero copy: reserve up to @p n free slots. On return *start is
+ * the ring index of the first one; fill slot start + i (i < returned count)
+ * through ivshm_ring_slot(), then ivshm_ring_commit(). A second reserve
+ * before commit returns slots after the ones already reserved.
+ * @return number of slots reserved (0..n), -EPROTO, or -EINVAL if @p r is
+ *         not a producer handle.
+ */
+static inline int ivshm_ring_reserve(struct ivshm_ring *r, uint32_t n,
+				     uint32_t *start)
+{
+	int ret = ivshm__ring_check(r, IVSHM_RING_PRODUCER, 0);
+
+	if (ret < 0)
+		return ret;
+	ret = ivshm__ring_room(r, n);
+	if (ret < 0)
+		return ret;
+	if (n > (uint32_t)ret)
+		n = (uint32_t)ret;
+	*start = r->ivshm__head + r->ivshm__pending;
+	r->ivshm__pending += n;
+	return (int)n;
+}
+
+/**
+ * Producer: publish the first @p n reserved slots (n <= reserved).
+ * @return 0, or -EINVAL if @p n exceeds what is reserved or @p r is not a
+ *         producer handle.
+ */
+static inline int ivshm_ring_commit(struct ivshm_ring *r, uint32_t n)
+{
+	int ret = ivshm__ring_check(r, IVSHM_RING_PRODUCER, 0);
+
+	if (ret < 0)
+		return ret;
+	if (n > r->ivshm__pending)
+		return -EINVAL;
+	r->ivshm__pending -= n;
+	r->ivshm__head += n;
+	/* R0: pairs with the consumer's acquire load A0 of prod_idx. */
+	__atomic_store_n(r->ivshm__own_idx, r->ivshm__head, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/**
+ * Consumer, zero copy: look at up to @p n filled slots without consuming
+ * them; *start receives the ring index of the first. Read slot start + i
+ * through ivshm_ring_slot(), then ivshm_ring_release(). A second peek before
+ * release returns slots after the ones already peeked.
+ * @return number of slots available (0..n), -EPROTO, or -EINVAL if @p r is
+ *         not a consumer handle.
+ */
+static inline int ivshm_ring_peek(struct ivshm_ring *r, uint32_t n,
+				  uint32_t *start)
+{
+	int ret = ivshm__ring_check(r, IVSHM_RING_CONSUMER, 0);
+
+	if (ret < 0)
+		return ret;
+	ret = ivshm__ring_avail(r, n);
+	if (ret < 0)
+		return ret;
+	if (n > (uint32_t)ret)
+		n = (uint32_t)ret;
+	*start = r->ivshm__head + r->ivshm__pending;
+	r->ivshm__pending += n;
+	return (int)n;
+}
+
+/**
+ * Consumer: hand the first @p n peeked slots back to the producer.
+ * @return 0, or -EINVAL if @p n exceeds what was peeked or @p r is not a
+ *         consumer handle.
+ */
+static inline int ivshm_ring_release(struct ivshm_ring *r, uint32_t n)
+{
+	int ret = ivshm__ring_check(r, IVSHM_RING_CONSUMER, 0);
+
+	if (ret < 0)
+		return ret;
+	if (n > r->ivshm__pending)
+		return -EINVAL;
+	r->ivshm__pending -= n;
+	r->ivshm__head += n;
+	/* R1: pairs with the producer's acquire load A1 of cons_idx. */
+	__atomic_store_n(r->ivshm__own_idx, r->ivshm__head, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/**
+ * Fill level read fresh from the peer's index: on a consumer handle the
+ * elements published and not yet released (peeked ones included); on a
+ * producer handle the slots published and not yet released by the consumer
+ * (reserved, uncommitted ones excluded). Not for the fast path.
+ * @return count, -EPROTO if the peer's index is impossible, -EINVAL for a
+ *         handle that is not attached.
  */
 int ivshm_ring_count(struct ivshm_ring *r);
 
 /**
  * Doorbell suppression, consumer side. Set the "wake me" flag, issue a full
  * fence, and re-check the ring.
- * @return the number of elements already available (> 0: do not sleep; the
- *         flag stays set, clear it with ivshm_ring_wake_disable()), 0 (safe
- *         to sleep: a producer that publishes from now on will see the
- *         flag), or -EPROTO.
+ * @return the number of elements already available to peek or dequeue
+ *         (> 0: do not sleep; the flag stays set, clear it with
+ *         ivshm_ring_wake_disable()), 0 (safe to sleep: a producer that
+ *         publishes from now on will see the flag), -EPROTO, or -EINVAL if
+ *         @p r is not a consumer handle.
  */
 int ivshm_ring_wake_enable(struct ivshm_ring *r);
 
-/** Consumer: clear the "wake me" flag (after waking up, or to stay polling). */
+/**
+ * Consumer: clear the "wake me" flag (after waking up, or to stay polling).
+ * Does nothing on a producer handle.
+ */
 void ivshm_ring_wake_disable(struct ivshm_ring *r);
 
 /**
  * Doorbell suppression, producer side, after a commit or enqueue: issue a
- * full fence and test-and-clear the consumer's "wake me" flag.
+ * full fence and test-and-clear the consumer's "wake me" flag (read first,
+ * so the consumer's line is written only when the flag is set).
  * @return 1 if the caller must ring the consumer's doorbell (at most once per
- *         ivshm_ring_wake_enable()), else 0.
+ *         ivshm_ring_wake_enable()), 0 if not, -EINVAL if @p r is not a
+ *         producer handle.
  */
 int ivshm_ring_needs_wake(struct ivshm_ring *r);
 

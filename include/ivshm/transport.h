@@ -229,7 +229,7 @@ int ivshm_transport_open(struct ivshm_endpoint *ep, uint32_t channel_id,
 void ivshm_transport_close(struct ivshm_channel *ch);
 
 /** Fill @p info. @return 0. Any thread. */
-int ivshm_transport_info(const struct ivshm_channel *ch,
+int ivshm_transport_info_get(const struct ivshm_channel *ch,
 			 struct ivshm_transport_info *info);
 
 /** This channel's side (A or B). Any thread. */
@@ -367,7 +367,7 @@ int ivshm_transport_rx_wait(struct ivshm_channel *ch, uint16_t q,
 			    int64_t timeout_us);
 
 /** Copy the counters into @p st. Any thread. @return 0. */
-int ivshm_transport_stats(const struct ivshm_channel *ch,
+int ivshm_transport_stats_get(const struct ivshm_channel *ch,
 			  struct ivshm_transport_stats *st);
 
 #ifdef __cplusplus
