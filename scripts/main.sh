@@ -5,6 +5,6 @@ set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 B=build-out/release
-[ -f $B/build.ninja ] || meson setup $B -Dbuildtype=release >/dev/null
+if [ -f $B/build.ninja ]; then meson setup --reconfigure $B >/dev/null; else meson setup $B -Dbuildtype=release >/dev/null; fi
 ninja -C $B >/dev/null
 exec $B/bench/ring_bench

@@ -603,3 +603,180 @@ TEST_F(FakePci, BadAddressesAndDevices)
 }
 
 } // namespace
+
+// ---- "socket:" against the project's server, run in-process ---------------
+#include "ivshm/server.h"
+#include <poll.h>
+#include <atomic>
+#include <mutex>
+
+namespace {
+
+class Sock : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		std::random_device rd;
+		path_ = "/tmp/ivshm-ep-sock-" + std::to_string(getpid()) + "-" +
+			std::to_string(rd());
+		ivshm_server_params sp{};
+		sp.socket_path = path_.c_str();
+		sp.size = 1 << 20;
+		sp.vectors = 2;
+		ASSERT_EQ(ivshm_server_create(&sp, &srv_), 0);
+		thr_ = std::thread([this] { ivshm_server_run(srv_); });
+	}
+	void TearDown() override { stop_server(); }
+	void stop_server()
+	{
+		if (srv_ == nullptr)
+			return;
+		ivshm_server_stop(srv_);
+		thr_.join();
+		ivshm_server_destroy(srv_);
+		srv_ = nullptr;
+	}
+	std::string desc() const { return "socket:" + path_; }
+	// Handle control events until @p ep knows @p n peers (bounded).
+	static bool await_peers(ivshm_endpoint *ep, int n)
+	{
+		for (int i = 0; i < 500; i++) {
+			if (ivshm_endpoint_peers(ep, nullptr, 0) == n)
+				return true;
+			ivshm_endpoint_wait(ep, 10, nullptr);
+		}
+		return false;
+	}
+	std::string path_;
+	ivshm_server *srv_ = nullptr;
+	std::thread thr_;
+};
+
+struct Events {
+	std::mutex mu;
+	std::vector<std::pair<int, int>> ev;
+	static void cb(void *arg, uint16_t peer, int joined)
+	{
+		auto *e = static_cast<Events *>(arg);
+		std::lock_guard<std::mutex> g(e->mu);
+		e->ev.emplace_back(peer, joined);
+	}
+};
+
+TEST_F(Sock, TwoClientsShareRegionAndRingEachOther)
+{
+	Events evs;
+	ivshm_endpoint_params pa{};
+	pa.peer_event = Events::cb;
+	pa.peer_event_arg = &evs;
+	ivshm_endpoint *a = nullptr, *b = nullptr;
+	ASSERT_EQ(ivshm_endpoint_open(desc().c_str(), &pa, &a), 0);
+	ASSERT_EQ(ivshm_endpoint_open(desc().c_str(), nullptr, &b), 0);
+	EXPECT_EQ(ivshm_endpoint_kind(a), IVSHM_EP_SOCKET);
+	EXPECT_EQ(ivshm_endpoint_caps(a),
+		  IVSHM_EP_CAP_DOORBELL | IVSHM_EP_CAP_INTERRUPT |
+		  IVSHM_EP_CAP_PEER_EVENTS | IVSHM_EP_CAP_PEER_ID);
+	EXPECT_EQ(ivshm_endpoint_size(a), 1u << 20);
+	EXPECT_EQ(ivshm_endpoint_nvectors(a), 2u);
+	int ida = ivshm_endpoint_id(a), idb = ivshm_endpoint_id(b);
+	ASSERT_GE(ida, 0);
+	ASSERT_GE(idb, 0);
+	EXPECT_NE(ida, idb);
+	EXPECT_GE(ivshm_endpoint_control_fd(a), 0);
+	EXPECT_GE(ivshm_endpoint_vector_fd(a, 1), 0);
+	EXPECT_EQ(ivshm_endpoint_vector_fd(a, 2), -EINVAL);
+
+	// The server formatted the header; both see it and each other's bytes.
+	auto *ha = static_cast<ivshm_region_hdr *>(ivshm_endpoint_base(a));
+	auto *hb = static_cast<ivshm_region_hdr *>(ivshm_endpoint_base(b));
+	EXPECT_EQ(ha->magic, IVSHM_REGION_MAGIC);
+	EXPECT_EQ(ha->format_id, hb->format_id);
+	auto *pa8 = static_cast<uint8_t *>(ivshm_endpoint_base(a));
+	auto *pb8 = static_cast<uint8_t *>(ivshm_endpoint_base(b));
+	for (size_t i = IVSHM_REGION_HDR_SIZE; i < (1u << 20); i += 4093)
+		pa8[i] = (uint8_t)(i ^ 0x3c);
+	for (size_t i = IVSHM_REGION_HDR_SIZE; i < (1u << 20); i += 4093)
+		ASSERT_EQ(pb8[i], (uint8_t)(i ^ 0x3c));
+
+	ASSERT_TRUE(await_peers(a, 1));
+	ASSERT_TRUE(await_peers(b, 1));
+	uint16_t ids[4] = { 0 };
+	EXPECT_EQ(ivshm_endpoint_peers(a, ids, 4), 1);
+	EXPECT_EQ(ids[0], idb);
+	EXPECT_EQ(ivshm_endpoint_peer_present(a, (uint16_t)idb), 1);
+	EXPECT_EQ(ivshm_endpoint_peer_present(a, 60000), 0);
+	{
+		std::lock_guard<std::mutex> g(evs.mu);
+		ASSERT_EQ(evs.ev.size(), 1u);
+		EXPECT_EQ(evs.ev[0], std::make_pair(idb, 1));
+	}
+
+	// a rings b's vector 1; b's wait reports exactly that vector.
+	EXPECT_EQ(ivshm_endpoint_notify(a, (uint16_t)idb, 1), 0);
+	uint64_t fired = 0;
+	ASSERT_EQ(ivshm_endpoint_wait(b, 5000, &fired), 1);
+	EXPECT_EQ(fired, 2u);
+	// Acknowledged: nothing more pending.
+	EXPECT_EQ(ivshm_endpoint_wait(b, 0, &fired), 0);
+	// b rings a's vector 0, seen through a's vector fd.
+	EXPECT_EQ(ivshm_endpoint_notify(b, (uint16_t)ida, 0), 0);
+	pollfd pfd{ ivshm_endpoint_vector_fd(a, 0), POLLIN, 0 };
+	ASSERT_EQ(poll(&pfd, 1, 5000), 1);
+	uint64_t cnt = 0;
+	EXPECT_EQ(read(pfd.fd, &cnt, 8), 8);
+	EXPECT_EQ(cnt, 1u);
+	EXPECT_EQ(ivshm_endpoint_notify(a, 60000, 0), -ENOENT);
+	EXPECT_EQ(ivshm_endpoint_notify(a, (uint16_t)idb, 2), -EINVAL);
+
+	// b leaves: a hears of it.
+	ivshm_endpoint_close(b);
+	ASSERT_TRUE(await_peers(a, 0));
+	{
+		std::lock_guard<std::mutex> g(evs.mu);
+		ASSERT_EQ(evs.ev.size(), 2u);
+		EXPECT_EQ(evs.ev[1], std::make_pair(idb, 0));
+	}
+	// Server gone: reported, region still mapped.
+	stop_server();
+	int ret = 0;
+	for (int i = 0; i < 100 && ret >= 0; i++) {
+		ret = ivshm_endpoint_process(a);
+		usleep(1000);
+	}
+	EXPECT_EQ(ret, -ECONNRESET);
+	EXPECT_EQ(pa8[IVSHM_REGION_HDR_SIZE], (uint8_t)(IVSHM_REGION_HDR_SIZE ^ 0x3c));
+	ivshm_endpoint_close(a);
+}
+
+TEST_F(Sock, PollFlagHidesInterrupts)
+{
+	ivshm_endpoint_params p{};
+	p.flags = IVSHM_EP_F_POLL;
+	ivshm_endpoint *a = nullptr, *b = nullptr;
+	ASSERT_EQ(ivshm_endpoint_open(desc().c_str(), &p, &a), 0);
+	ASSERT_EQ(ivshm_endpoint_open((desc() + "?poll=1").c_str(), nullptr, &b), 0);
+	EXPECT_EQ(ivshm_endpoint_caps(a) & IVSHM_EP_CAP_INTERRUPT, 0u);
+	EXPECT_NE(ivshm_endpoint_caps(a) & IVSHM_EP_CAP_DOORBELL, 0u);
+	EXPECT_EQ(ivshm_endpoint_nvectors(a), 0u);
+	EXPECT_EQ(ivshm_endpoint_vector_fd(a, 0), -ENOTSUP);
+	ASSERT_TRUE(await_peers(a, 1));
+	ASSERT_TRUE(await_peers(b, 1));
+	// Doorbells still go out; a polling peer's wait sees no vectors.
+	EXPECT_EQ(ivshm_endpoint_notify(a, (uint16_t)ivshm_endpoint_id(b), 0), 0);
+	uint64_t fired = 7;
+	EXPECT_EQ(ivshm_endpoint_wait(b, 20, &fired), 0);
+	EXPECT_EQ(fired, 0u);
+	ivshm_endpoint_close(a);
+	ivshm_endpoint_close(b);
+}
+
+TEST_F(Sock, NoServerThere)
+{
+	ivshm_endpoint *ep = nullptr;
+	std::string d = "socket:/tmp/ivshm-no-such-" + std::to_string(getpid()) + "?timeout=1";
+	EXPECT_EQ(ivshm_endpoint_open(d.c_str(), nullptr, &ep), -ENOENT);
+	EXPECT_EQ(ep, nullptr);
+	EXPECT_EQ(ivshm_endpoint_open("socket:", nullptr, &ep), -EINVAL);
+}
+
+} // namespace
