@@ -53,9 +53,8 @@ static double run_once(const Config &c, PrivateDir &dir, const std::string &plug
 		if (c.mode == "socket") {
 			server_pid = fork();
 			if (server_pid == 0) {
-				execl(c.server.c_str(), c.server.c_str(), "-F", "-S",
-				      sock.c_str(), "-M", ("ivshm-bench-" + tag).c_str(),
-				      "-l", "64M", (char *)nullptr);
+				execl(c.server.c_str(), c.server.c_str(), "-F", "-q",
+				      "-S", sock.c_str(), "-l", "64M", (char *)nullptr);
 				_exit(127);
 			}
 			for (int i = 0; i < 200 && access(sock.c_str(), F_OK) != 0; i++)
