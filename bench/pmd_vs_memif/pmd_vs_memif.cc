@@ -53,6 +53,7 @@ static double run_once(const Config &c, PrivateDir &dir, const std::string &plug
 		if (c.mode == "socket") {
 			server_pid = fork();
 			if (server_pid == 0) {
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
 				execl(c.server.c_str(), c.server.c_str(), "-F", "-q",
 				      "-S", sock.c_str(), "-l", "64M", (char *)nullptr);
 				_exit(127);

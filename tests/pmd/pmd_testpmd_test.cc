@@ -73,6 +73,7 @@ protected:
 			return false;
 		server_pid_ = fork();
 		if (server_pid_ == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			execl(srv, srv, "-F", "-q", "-S", sock_.c_str(), "-l", "16M",
 			      "-n", "4", (char *)nullptr);
 			_exit(127);
