@@ -442,6 +442,69 @@ TEST(Ethdev, RxInterruptWakesASleepingReceiver)
 	EXPECT_TRUE(found);
 }
 
+// Two queue pairs on channel 5 of another region: queue q of one side
+// delivers to queue q of the other, and only there.
+TEST(Ethdev, TwoQueuePairsKeepTheirPackets)
+{
+	const std::string shm = g_shm + "-mq";
+	std::string a = "net_ivshmem30,shm=" + shm + ",size=32M,id=5,queues=2";
+	std::string b = "net_ivshmem31,shm=" + shm + ",id=5,queues=2";
+	ASSERT_EQ(rte_dev_probe(a.c_str()), 0);
+	ASSERT_EQ(rte_dev_probe(b.c_str()), 0);
+	uint16_t pa = port_by_name("net_ivshmem30"), pb = port_by_name("net_ivshmem31");
+	ASSERT_LT(pa, RTE_MAX_ETHPORTS);
+	ASSERT_LT(pb, RTE_MAX_ETHPORTS);
+	for (uint16_t p : {pa, pb}) {
+		rte_eth_conf conf;
+		memset(&conf, 0, sizeof(conf));
+		ASSERT_EQ(rte_eth_dev_configure(p, 2, 2, &conf), 0);
+		for (uint16_t q = 0; q < 2; q++) {
+			ASSERT_EQ(rte_eth_rx_queue_setup(p, q, 512, rte_socket_id(), nullptr, g_pool), 0);
+			ASSERT_EQ(rte_eth_tx_queue_setup(p, q, 512, rte_socket_id(), nullptr), 0);
+		}
+		ASSERT_EQ(rte_eth_dev_start(p), 0);
+	}
+	ASSERT_TRUE(wait_link(pa, RTE_ETH_LINK_UP, 10000));
+	ASSERT_TRUE(wait_link(pb, RTE_ETH_LINK_UP, 10000));
+	// 100 packets of 200 bytes on queue 0, 100 of 300 bytes on queue 1.
+	for (uint16_t q = 0; q < 2; q++) {
+		rte_mbuf *m[100];
+		for (uint32_t i = 0; i < 100; i++)
+			m[i] = make_pkt(g_pool, i, 200 + 100 * q, 4096);
+		uint16_t sent = 0;
+		int64_t end = now_ms() + 5000;
+		while (sent < 100 && now_ms() < end)
+			sent += rte_eth_tx_burst(pa, q, m + sent, (uint16_t)(100 - sent));
+		ASSERT_EQ(sent, 100u);
+	}
+	for (uint16_t q = 0; q < 2; q++) {
+		uint32_t got = 0;
+		int64_t end = now_ms() + 5000;
+		while (got < 100 && now_ms() < end) {
+			rte_mbuf *in[32];
+			uint16_t r = rte_eth_rx_burst(pb, q, in, 32);
+			for (uint16_t i = 0; i < r; i++) {
+				EXPECT_EQ(check_pkt(in[i], 200 + 100 * q), (long)got);
+				got++;
+			}
+			rte_pktmbuf_free_bulk(in, r);
+		}
+		EXPECT_EQ(got, 100u) << "queue " << q;
+	}
+	rte_eth_stats st;
+	ASSERT_EQ(rte_eth_stats_get(pb, &st), 0);
+	EXPECT_EQ(st.q_ipackets[0], 100u);
+	EXPECT_EQ(st.q_ipackets[1], 100u);
+	EXPECT_EQ(st.ibytes, 100u * 200 + 100u * 300);
+	for (uint16_t p : {pa, pb}) {
+		EXPECT_EQ(rte_eth_dev_stop(p), 0);
+		EXPECT_EQ(rte_eth_dev_close(p), 0);
+	}
+	EXPECT_EQ(rte_vdev_uninit("net_ivshmem30"), 0);
+	EXPECT_EQ(rte_vdev_uninit("net_ivshmem31"), 0);
+	unlink(shm.c_str());
+}
+
 TEST(Ethdev, BadDevargsFailTheProbe)
 {
 	uint16_t before = rte_eth_dev_count_avail();
