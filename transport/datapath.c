@@ -66,15 +66,17 @@ static inline void set_desc(const struct ivshm_ring *r, uint32_t idx,
 	d->flags = flags;
 }
 
-static inline void doorbell(struct ivshm_channel *ch, struct ivshm_tp_txq *t)
+static inline void doorbell(struct ivshm_channel *ch, struct ivshm_tp_txq *t,
+			    uint16_t q)
 {
-	uint32_t pe;
+	uint32_t pe, nv;
 
-	if (!ch->has_doorbell || !ivshm_ring_needs_wake(&t->ring))
+	if (!ch->can_ring || !ivshm_ring_needs_wake(&t->ring))
 		return;
 	pe = ivshm_load_relaxed(&ch->peer_ep);
-	if (pe <= 0xffffu &&
-	    ivshm_endpoint_notify(ch->ep, (uint16_t)pe, t->vector) == 0)
+	nv = ivshm_load_relaxed(&ch->peer_nvec);
+	if (pe <= 0xffffu && nv &&
+	    ivshm_endpoint_notify(ch->ep, (uint16_t)pe, q % nv) == 0)
 		STAT_ADD(t->st.doorbells, 1);
 }
 
@@ -170,7 +172,7 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 		for (; used < (uint32_t)got; used++)
 			set_desc(&t->ring, start + used, 0, IVSHM_TP_D_DISCARD);
 		(void)ivshm_ring_commit(&t->ring, (uint32_t)got);
-		doorbell(ch, t);
+		doorbell(ch, t, q);
 		STAT_ADD(t->st.segments, segs_used);
 	}
 	STAT_ADD(t->st.packets, npk);
@@ -427,7 +429,7 @@ uint16_t ivshm_transport_tx_commit(struct ivshm_channel *ch, uint16_t q,
 		set_desc(&t->ring, t->resv_start + i, 0, IVSHM_TP_D_DISCARD);
 	(void)ivshm_ring_commit(&t->ring, t->resv_n);
 	t->resv_n = 0;
-	doorbell(ch, t);
+	doorbell(ch, t, q);
 	STAT_ADD(t->st.packets, npk);
 	STAT_ADD(t->st.bytes, bytes);
 	STAT_ADD(t->st.segments, pub);
