@@ -294,8 +294,25 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 		__builtin_prefetch(rx_buf(ch, r, start + k));
 	while (np < n && i < (uint32_t)avail) {
 		uint32_t next = i, last = 0, cap = pkts[np].len, total;
-		int segs = parse_pkt(ch, r, start, i, (uint32_t)avail, &next,
-				     &last);
+		struct ivshm_tp_desc d;
+		int segs;
+
+		/* Fast path: a packet in one buffer (read once, checked). */
+		memcpy(&d, desc(&r->ring, start + i), sizeof(d));
+		if (ivshm_likely(d.flags == 0 && d.len - 1u < ch->bs)) {
+			i++;
+			if (ivshm_unlikely(d.len > cap)) {
+				drops++;
+				continue;
+			}
+			memcpy(pkts[np].data, rx_buf(ch, r, start + i - 1), d.len);
+			pkts[np].len = d.len;
+			np++;
+			bytes += d.len;
+			segs_total++;
+			continue;
+		}
+		segs = parse_pkt(ch, r, start, i, (uint32_t)avail, &next, &last);
 
 		if (segs == -2)
 			break;
