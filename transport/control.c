@@ -431,7 +431,7 @@ int ivshm_transport_reset(struct ivshm_channel *ch)
 int ivshm_transport_housekeeping(struct ivshm_channel *ch)
 {
 	struct peer_view v;
-	uint64_t now = now_ms();
+	uint64_t now = now_ms(), silence;
 	int ret = 0, peer_ok, broken = 0;
 
 	if (ch->has_peer_events) {
@@ -507,8 +507,15 @@ int ivshm_transport_housekeeping(struct ivshm_channel *ch)
 		ch->peer_reset_seen = v.reset_req;
 		ch->bad_peer_gen = 0;
 	}
+	/* Heartbeat silence means death after peer_timeout_ms, or ten times
+	 * that when the holder runs on our kernel and its pid is there (a
+	 * stalled process on a loaded host is not a dead one; a dead one's
+	 * pid vanishes at once). */
+	silence = now - ch->peer_hb_ms;
+	if (v.boot != 0 && v.boot == ch->boot_hash && v.pid != 0)
+		silence /= 10;
 	if (v.tok != 0 && v.tok != ch->dead_tok &&
-	    (now - ch->peer_hb_ms > ch->peer_timeout_ms ||
+	    (silence > ch->peer_timeout_ms ||
 	     holder_dead(ch, v.boot, v.pid, v.ep_id, ch->peer_present_seen))) {
 		ch->dead_tok = v.tok;
 		ch->dead_hb = v.hb;
