@@ -20,6 +20,12 @@ BUILD_FAIL=0
 # configure DIR [meson options...]
 configure() {
 	dir=$1; shift
+	# Parts are found by looking at folders, which meson does not track:
+	# reconfigure every time (quick) so a new part is never missed.
+	if [ -f "$dir/build.ninja" ]; then
+		meson setup --reconfigure "$dir" >"$dir.setup.log" 2>&1 ||
+			rm -rf "$dir"
+	fi
 	if [ ! -f "$dir/build.ninja" ]; then
 		rm -rf "$dir"
 		meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 ||
@@ -39,7 +45,7 @@ run() {
 		fi
 	done
 	[ -z "$args" ] && return 0
-	rm -f "$dir/meson-logs/testlog.json"
+	rm -f "$dir/meson-logs/testlog.json" "$dir"/*.xml
 	# shellcheck disable=SC2086
 	meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes "$JOBS" $args
 	LOGS="$LOGS $dir/meson-logs/testlog.json"
