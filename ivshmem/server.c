@@ -54,6 +54,8 @@
 #define SERVER_EVENTS 64
 /* Bytes of unexpected client data discarded per event (fairness). */
 #define SERVER_DISCARD_MAX 65536
+/* A client that sends more than this in all is flooding: drop it. */
+#define SERVER_JUNK_LIMIT (UINT64_C(1) << 20)
 
 struct evfd {
 	int fd;
@@ -73,10 +75,15 @@ struct speer {
 	bool dead;
 	bool want_out;   /* EPOLLOUT armed */
 	bool warned_data;
+	uint64_t junk;   /* bytes received (clients send nothing) */
 	struct evfd *vec[IVSHM_PROTO_MAX_VECTORS];
 	struct qmsg *q;  /* ring buffer */
 	unsigned int qhead, qlen, qcap;
 	size_t qoff;     /* bytes of q[qhead] already sent */
+	/* Set-up messages queued at connection: the queue limit counts only
+	 * what comes on top of them, so a newcomer among many peers with
+	 * many vectors is never mistaken for a non-reader. */
+	unsigned int allowance;
 };
 
 struct ivshm_server {
@@ -181,7 +188,7 @@ static void queue_push(struct ivshm_server *srv, struct speer *p, int64_t v,
 {
 	if (p->dead)
 		return;
-	if (p->qlen >= srv->max_queue) {
+	if (p->qlen >= srv->max_queue + p->allowance) {
 		slog(srv, LOG_WARNING,
 		     "peer %u: %u messages queued and not read: dropping it",
 		     p->id, p->qlen);
@@ -388,6 +395,7 @@ static void new_peer(struct ivshm_server *srv, int sock)
 	/* Set-up sequence first (QEMU reads these three synchronously), then
 	 * the newcomer's own vectors, so a client has its interrupts as soon
 	 * as possible, then every existing peer's vectors. */
+	p->allowance = 3 + srv->vectors * srv->npeers;
 	queue_push(srv, p, IVSHM_PROTO_VERSION, NULL);
 	queue_push(srv, p, p->id, NULL);
 	queue_push(srv, p, IVSHM_PROTO_SHM_ID, srv->mem);
@@ -477,6 +485,13 @@ static void handle_peer(struct ivshm_server *srv, struct speer *p,
 			slog(srv, LOG_WARNING,
 			     "peer %u sent unexpected data: ignored", p->id);
 			p->warned_data = true;
+		}
+		if (n > 0 && (p->junk += (uint64_t)n) > SERVER_JUNK_LIMIT) {
+			slog(srv, LOG_WARNING,
+			     "peer %u sent more than %" PRIu64 " bytes of unexpected "
+			     "data: dropping it", p->id, SERVER_JUNK_LIMIT);
+			peer_fail(srv, p);
+			return;
 		}
 		if (n < 0 && n != -EAGAIN) {
 			slog(srv, LOG_NOTICE, "peer %u: recv: %s: dropping it",
@@ -849,13 +864,24 @@ static int check_socket_path(struct ivshm_server *srv, const char *path)
 	return ret;
 }
 
+/*
+ * Bind, set mode and group, listen, and only then make the socket appear
+ * under its name (rename is atomic): nobody ever sees it with the wrong
+ * permissions, and QEMU, which does not retry, never finds a socket that
+ * is not listening yet. When the temporary name would not fit in
+ * sun_path, bind the final name directly (listen first, then chmod).
+ */
 static int open_socket(struct ivshm_server *srv,
 		       const struct ivshm_server_params *p)
 {
 	const char *path = p->socket_path;
+	char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *bound;
 	struct sockaddr_un sa;
 	struct stat st;
-	int ret;
+	uint32_t rnd = 0;
+	char *copy;
+	int ret, n;
 
 	ret = check_socket_path(srv, path);
 	if (ret)
@@ -866,38 +892,62 @@ static int open_socket(struct ivshm_server *srv,
 		slog(srv, LOG_ERR, "socket: %s", strerror(-ret));
 		return ret;
 	}
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+		rnd = (uint32_t)now_ms();
+	n = snprintf(tmp, sizeof(tmp), "%s/.ivshm-%d-%08x", dirname(copy),
+		     (int)getpid(), rnd);
+	free(copy);
+	bound = (n > 0 && (size_t)n < sizeof(tmp)) ? tmp : path;
+
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, path, strlen(path));
+	memcpy(sa.sun_path, bound, strlen(bound));
 	if (bind(srv->lsock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		ret = -errno;
-		slog(srv, LOG_ERR, "bind %s: %s", path, strerror(-ret));
+		slog(srv, LOG_ERR, "bind %s: %s", bound, strerror(-ret));
 		return ret;
 	}
-	if (stat(path, &st) == 0) {
+	if (bound == path && listen(srv->lsock, SOMAXCONN) < 0)
+		goto err_errno;
+	if (p->socket_mode && chmod(bound, p->socket_mode & 07777) < 0) {
+		ret = -errno;
+		slog(srv, LOG_ERR, "chmod %s %o: %s", path, p->socket_mode,
+		     strerror(-ret));
+		goto err_unlink;
+	}
+	if ((p->flags & IVSHM_SERVER_F_GROUP) &&
+	    chown(bound, (uid_t)-1, (gid_t)p->socket_gid) < 0) {
+		ret = -errno;
+		slog(srv, LOG_ERR, "chown %s to group %u: %s", path, p->socket_gid,
+		     strerror(-ret));
+		goto err_unlink;
+	}
+	if (bound != path) {
+		if (listen(srv->lsock, SOMAXCONN) < 0)
+			goto err_errno;
+		if (rename(bound, path) < 0) {
+			ret = -errno;
+			slog(srv, LOG_ERR, "rename %s to %s: %s", bound, path,
+			     strerror(-ret));
+			goto err_unlink;
+		}
+	}
+	if (lstat(path, &st) == 0) {
 		srv->sock_dev = st.st_dev;
 		srv->sock_ino = st.st_ino;
 		srv->sock_bound = true;
 	}
-	if (p->socket_mode && chmod(path, p->socket_mode & 07777) < 0) {
-		ret = -errno;
-		slog(srv, LOG_ERR, "chmod %s %o: %s", path, p->socket_mode,
-		     strerror(-ret));
-		return ret;
-	}
-	if ((p->flags & IVSHM_SERVER_F_GROUP) &&
-	    chown(path, (uid_t)-1, (gid_t)p->socket_gid) < 0) {
-		ret = -errno;
-		slog(srv, LOG_ERR, "chown %s to group %u: %s", path, p->socket_gid,
-		     strerror(-ret));
-		return ret;
-	}
-	if (listen(srv->lsock, SOMAXCONN) < 0) {
-		ret = -errno;
-		slog(srv, LOG_ERR, "listen %s: %s", path, strerror(-ret));
-		return ret;
-	}
 	return 0;
+
+err_errno:
+	ret = -errno;
+	slog(srv, LOG_ERR, "listen %s: %s", path, strerror(-ret));
+err_unlink:
+	unlink(bound);
+	return ret;
 }
 
 int ivshm_server_create(const struct ivshm_server_params *p,

@@ -82,7 +82,7 @@ static uint64_t boot_hash(void)
 /* ---- geometry ---------------------------------------------------------- */
 
 struct geom {
-	uint32_t nq, rs, bs, max_pkt;
+	uint32_t nq, rs, bs, max_pkt, stride;
 	uint64_t ring_stride, bufs_off, mem_size;
 };
 
@@ -121,7 +121,11 @@ static int params_geom(const struct ivshm_transport_params *p, struct geom *g)
 	g->ring_stride = IVSHM_ALIGN_UP((uint64_t)rm, (uint64_t)IVSHM_TP_RING_ALIGN);
 	g->bufs_off = IVSHM_ALIGN_UP(2u * g->nq * g->ring_stride,
 				     (uint64_t)IVSHM_TP_AREA_ALIGN);
-	g->mem_size = IVSHM_ALIGN_UP(g->bufs_off + 2ull * g->nq * g->rs * g->bs,
+	/* An odd number of cache lines between buffers: with a power-of-two
+	 * stride every buffer's first line would fall in the same few cache
+	 * sets and evict each other. */
+	g->stride = (g->bs / 64u) % 2u ? g->bs : g->bs + 64u;
+	g->mem_size = IVSHM_ALIGN_UP(g->bufs_off + 2ull * g->nq * g->rs * g->stride,
 				     (uint64_t)IVSHM_TP_AREA_ALIGN);
 	return 0;
 }
@@ -305,7 +309,7 @@ static uint8_t *ring_mem(struct ivshm_channel *ch, uint32_t dir, uint32_t q)
 static uint8_t *buf_mem(struct ivshm_channel *ch, uint32_t dir, uint32_t q)
 {
 	return ch->base + ch->mem_off + ch->bufs_off +
-	       (uint64_t)(dir * ch->nq + q) * ch->rs * ch->bs;
+	       (uint64_t)(dir * ch->nq + q) * ch->rs * ch->stride;
 }
 
 /* Format and attach own tx rings (dir = own side). Queues quiescent. */
@@ -725,6 +729,7 @@ int ivshm_transport_open(struct ivshm_endpoint *ep, uint32_t channel_id,
 	ch->nq = g.nq;
 	ch->rs = g.rs;
 	ch->bs = g.bs;
+	ch->stride = g.stride;
 	ch->max_pkt = g.max_pkt;
 	ch->max_segs = (g.max_pkt + g.bs - 1) / g.bs;
 	ch->ring_stride = g.ring_stride;

@@ -92,7 +92,7 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 				  uint16_t n)
 {
 	struct ivshm_tp_txq *t;
-	const uint32_t bs = ch->bs, mask = ch->rs - 1;
+	const uint32_t bs = ch->bs, mask = ch->rs - 1, stride = ch->stride;
 	uint32_t need = 0, start = 0, used = 0, i;
 	uint64_t bytes = 0, npk = 0, errs = 0;
 	int got;
@@ -125,7 +125,7 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 	 * core: ask for all of them (for writing) at once, so the misses
 	 * overlap instead of coming one per packet. */
 	for (int k = 0; k < got && k < 64; k++)
-		__builtin_prefetch(t->bufs + (size_t)((start + (uint32_t)k) & mask) * bs, 1);
+		__builtin_prefetch(t->bufs + (size_t)((start + (uint32_t)k) & mask) * stride, 1);
 	for (i = 0; i < n; i++) {
 		const uint8_t *src = (const uint8_t *)pkts[i].data;
 		uint32_t len = pkts[i].len, segs, rem;
@@ -137,7 +137,7 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 
 			if (ivshm_unlikely(used >= (uint32_t)got))
 				break;
-			dst = t->bufs + (size_t)(idx & mask) * bs;
+			dst = t->bufs + (size_t)(idx & mask) * stride;
 			memcpy(dst, src, len);
 			set_desc(&t->ring, idx, len, 0);
 			used++;
@@ -155,10 +155,10 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 		for (rem = len; rem > bs; rem -= bs, src += bs, used++) {
 			uint32_t idx = start + used;
 
-			memcpy(t->bufs + (size_t)(idx & mask) * bs, src, bs);
+			memcpy(t->bufs + (size_t)(idx & mask) * stride, src, bs);
 			set_desc(&t->ring, idx, bs, IVSHM_TP_D_MORE);
 		}
-		memcpy(t->bufs + (size_t)((start + used) & mask) * bs, src, rem);
+		memcpy(t->bufs + (size_t)((start + used) & mask) * stride, src, rem);
 		set_desc(&t->ring, start + used, rem, 0);
 		used++;
 		npk++;
@@ -222,7 +222,7 @@ static inline int parse_pkt(const struct ivshm_channel *ch,
 static inline const uint8_t *rx_buf(const struct ivshm_channel *ch,
 				    const struct ivshm_tp_rxq *r, uint32_t idx)
 {
-	return r->bufs + (size_t)(idx & (ch->rs - 1)) * ch->bs;
+	return r->bufs + (size_t)(idx & (ch->rs - 1)) * ch->stride;
 }
 
 /*
@@ -359,7 +359,7 @@ uint16_t ivshm_transport_tx_reserve(struct ivshm_channel *ch, uint16_t q,
 	for (int i = 0; i < got; i++) {
 		bufs[i].data = (void *)(t->bufs +
 					(size_t)((start + (uint32_t)i) &
-						 (ch->rs - 1)) * ch->bs);
+						 (ch->rs - 1)) * ch->stride);
 		bufs[i].len = ch->bs;
 		bufs[i].flags = 0;
 	}

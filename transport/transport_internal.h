@@ -54,6 +54,7 @@ struct ivshm_channel {
 	uint32_t id;
 	uint32_t side;
 	uint32_t nq, rs, bs, max_pkt, max_segs;
+	uint32_t stride;         /* bytes between buffers (odd cache lines) */
 	uint64_t mem_off, mem_size;
 	uint64_t ring_stride;    /* R */
 	uint64_t bufs_off;       /* B0, from the channel area */
