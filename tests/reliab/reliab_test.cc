@@ -364,9 +364,13 @@ TEST(Reliab, ChaosKillAndRestartPeers)
 	if (!sanitized()) {
 		EXPECT_LE(rss1, rss0 + 1024) << "server RSS grew from " << rss0 << " kB";
 	}
+	/* Every peer that joined has left (a peer killed while still
+	 * starting may never have joined). */
 	std::string slog = slurp(srv.log);
 	const size_t joins = count_of(slog, " connected (");
-	EXPECT_EQ(joins, peers.size() + (size_t)kills);
+	EXPECT_LE(joins, peers.size() + (size_t)kills);
+	EXPECT_GE(joins, peers.size() + (size_t)kills / 2);
+	EXPECT_EQ(count_of(slog, " left ("), joins);
 	int st = srv.stop();
 	EXPECT_TRUE(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		<< "server exit status " << st << "\n" << slurp(srv.log);
