@@ -36,6 +36,10 @@
 /** Most eventfds (interrupt vectors) per peer. */
 #define IVSHM_PROTO_MAX_VECTORS 64u
 
+#ifdef __cplusplus
+static_assert(IVSHM_PROTO_MSG_SIZE == sizeof(int64_t), "one int64 per message");
+#else
 _Static_assert(IVSHM_PROTO_MSG_SIZE == sizeof(int64_t), "one int64 per message");
+#endif
 
 #endif /* IVSHM_PROTO_WIRE_H */

@@ -531,8 +531,9 @@ int ivshm_server_process(struct ivshm_server *srv, int timeout_ms)
 		} else {
 			handle_peer(srv, tag, ev[i].events);
 		}
-		reap(srv);
 	}
+	/* Only now: later events of this batch may name a dropped peer. */
+	reap(srv);
 	if (srv->retry) {
 		srv->retry = false;
 		for (struct speer *p = srv->head; p; p = p->next)
