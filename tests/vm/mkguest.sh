@@ -24,10 +24,16 @@ kernel/drivers/vfio/vfio_iommu_type1.ko kernel/drivers/vfio/vfio_virqfd.ko
 kernel/drivers/vfio/pci/vfio-pci-core.ko kernel/drivers/vfio/pci/vfio-pci.ko"
 
 mkdir -p "$CACHE" "$OUT"
-BUSYBOX=$(command -v busybox || true)
-[ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
-	BUSYBOX=/bin/busybox
-[ -x "$BUSYBOX" ] || { echo "mkguest: busybox-static is not installed" >&2; exit 1; }
+# The initramfs has no libraries: busybox must be Debian's static build.
+BUSYBOX=/bin/busybox
+dpkg-query -W -f='${Status}\n' busybox-static 2>/dev/null | grep -q '^install ok installed' &&
+	[ -x "$BUSYBOX" ] || { echo "mkguest: busybox-static is not installed" >&2; exit 1; }
+
+# The kernel package linux-image-amd64 points at now.
+kpkg() {
+	apt-cache depends linux-image-amd64 2>/dev/null |
+		sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-amd64\)$/\1/p' | head -n1
+}
 
 # ---- kernel: cached per version ------------------------------------------
 kernel() {
@@ -35,8 +41,13 @@ kernel() {
 		return 0
 	fi
 	deb=""
-	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-		sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-amd64\)$/\1/p' | head -n1)
+	pkg=$(kpkg)
+	if [ -z "$pkg" ] && [ "$(id -u)" -eq 0 ] &&
+	   ! ls "$CACHE"/deb/linux-image-6.1.0-*-amd64_*.deb >/dev/null 2>&1; then
+		# Package lists never fetched on this machine (fresh CI image).
+		apt-get update -qq >/dev/null 2>&1 || true
+		pkg=$(kpkg)
+	fi
 	if [ -n "$pkg" ]; then
 		deb=$(ls "$CACHE"/deb/"$pkg"_*_amd64.deb /var/cache/apt/archives/"$pkg"_*_amd64.deb \
 			2>/dev/null | head -n1 || true)
