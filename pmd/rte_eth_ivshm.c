@@ -655,7 +655,7 @@ eth_ivshm_stats_get(struct rte_eth_dev *dev, struct rte_eth_stats *st)
 	struct pmd_internals *pmd = dev->data->dev_private;
 	struct ivshm_transport_stats ts;
 
-	ivshm_transport_stats(pmd->ch, &ts);
+	ivshm_transport_stats_get(pmd->ch, &ts);
 	for (uint16_t q = 0; q < dev->data->nb_rx_queues; q++) {
 		const struct ivshm_rx_queue *rq = pmd->rxq[q];
 		if (rq == NULL)
@@ -707,7 +707,7 @@ eth_ivshm_stats_reset(struct rte_eth_dev *dev)
 			tq->errors = 0;
 		}
 	}
-	ivshm_transport_stats(pmd->ch, &pmd->xbase);
+	ivshm_transport_stats_get(pmd->ch, &pmd->xbase);
 	return 0;
 }
 
@@ -788,7 +788,7 @@ eth_ivshm_xstats_get(struct rte_eth_dev *dev, struct rte_eth_xstat *xs,
 
 	if (xs == NULL || size < n)
 		return (int)n;
-	ivshm_transport_stats(pmd->ch, &ts);
+	ivshm_transport_stats_get(pmd->ch, &ts);
 	for (unsigned int i = 0; i < RTE_DIM(ch_xstats); i++, k++) {
 		xs[k].id = k;
 		xs[k].value = u64_at(&ts, ch_xstats[i].off) -
@@ -1030,10 +1030,10 @@ arg_u32(struct parse_ctx *c, const char *key, const char *value,
 
 	if (parse_u64(value, min, max, &v) < 0 ||
 	    (pow2 && (v & (v - 1)) != 0) || (align && v % align != 0)) {
-		IVSHM_LOG(ERR, "%s: %s=%s is invalid: want %s%s %" PRIu64 "..%" PRIu64,
+		IVSHM_LOG(ERR, "%s: %s=%s is invalid: want %s %" PRIu64 "..%" PRIu64,
 			  c->dev, key, value ? value : "",
-			  pow2 ? "a power of two " : "",
-			  align ? "a multiple of 64 " : "an integer", min, max);
+			  pow2 ? "a power of two" : align ? "a multiple of 64" : "an integer",
+			  min, max);
 		return -EINVAL;
 	}
 	*out = (uint32_t)v;
@@ -1250,6 +1250,11 @@ rte_pmd_ivshm_probe(struct rte_vdev_device *vdev)
 		.ring_size = a.ring_size,
 		.buf_size = a.buf_size,
 		.rx_mode = a.rx_mode,
+		/* The peer's pid is checked as well, so a killed peer is seen
+		 * at once; the heartbeat timeout only catches a hung one. A
+		 * loaded 2-vCPU host can starve a control thread for a second:
+		 * do not declare a live peer dead for that. */
+		.peer_timeout_ms = 3000,
 	};
 	ret = ivshm_transport_open(pmd->ep, a.channel_id, &tp, &pmd->ch);
 	if (ret < 0) {
@@ -1269,7 +1274,7 @@ rte_pmd_ivshm_probe(struct rte_vdev_device *vdev)
 				  a.channel_id, strerror(-ret));
 		goto err_ep;
 	}
-	ivshm_transport_info(pmd->ch, &pmd->info);
+	ivshm_transport_info_get(pmd->ch, &pmd->info);
 
 	if (a.have_mac) {
 		pmd->mac = a.mac;

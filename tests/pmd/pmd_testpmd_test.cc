@@ -183,7 +183,7 @@ protected:
 		EXPECT_EQ(bs["TX-packets"], bs["RX-packets"]);
 		// ...and A sent the first burst plus everything it received:
 		// the 32 packets now wait in the B->A ring.
-		EXPECT_EQ(as["TX-packets"], as["RX-packets"] + 32);
+		EXPECT_EQ(as["TX-packets"], as["RX-packets"] + 32) << a.output() << b.output();
 		EXPECT_EQ(as["TX-bytes"], as["TX-packets"] * 64);
 		EXPECT_EQ(bs["RX-bytes"], bs["RX-packets"] * 64);
 		EXPECT_EQ(a.quit(), 0) << a.output();
