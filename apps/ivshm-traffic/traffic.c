@@ -171,7 +171,7 @@ static int check(uint8_t *p, uint32_t len, int verify_payload, struct tr_hdr *h)
 		return 0;
 	memcpy(h, p + TR_ETH_LEN, sizeof(*h));
 	if (h->magic != TR_MAGIC || h->len != len ||
-	    h->type < TR_DATA || h->type > TR_ACK)
+	    h->type < TR_DATA || h->type > TR_BYE)
 		return 0;
 	memset(p + TR_ETH_LEN + offsetof(struct tr_hdr, csum), 0, 4);
 	want = tr_csum(p + TR_ETH_LEN, len - TR_ETH_LEN);
@@ -206,6 +206,8 @@ struct tr {
 	/* gen / ping */
 	int ack_seen;
 	struct tr_ack ack;
+	/* sink: Ethernet addresses of the first DATA frame (MAC rewrites) */
+	uint8_t first_dst[6], first_src[6];
 	/* ping */
 	uint64_t *rtt;
 	uint64_t nrtt, cap_rtt;
@@ -330,6 +332,51 @@ static void print_rates(const struct tr *t, char *buf, size_t n)
 		 secs > 0 ? (double)t->bytes * 8 / secs / 1e9 : 0.0);
 }
 
+/*
+ * After the last exchange: wait (bounded) for the peer's BYE or for the
+ * peer to leave, so that our last packet is read before we close.
+ */
+static void wait_bye(struct tr *t)
+{
+	uint64_t end = now_ns() + (uint64_t)(t->o->timeout * 1e9);
+	uint8_t b[TR_ACK_LEN + 64];
+
+	while (now_ns() < end && !g_stop) {
+		struct ivshm_transport_pkt pk = { b, sizeof(b), 0 };
+		struct tr_hdr h;
+
+		hk(t, 0);
+		if (!t->link)
+			return;
+		if (ivshm_transport_rx_burst(t->ch, 0, &pk, 1) == 1) {
+			if (check(b, pk.len, 0, &h) && h.type == TR_BYE)
+				return;
+			continue;
+		}
+		ivshm_transport_rx_wait(t->ch, 0, 10000);
+	}
+}
+
+/*
+ * Our last word: BYE, then linger until the peer has left or a short
+ * while (when a forwarder sits between us, the link stays up).
+ */
+static void say_bye(struct tr *t)
+{
+	uint8_t b[TR_MIN_LEN + 18];
+	uint64_t end = now_ns() + 300000000u;
+
+	build(b, sizeof(b), TR_BYE, 0, NULL, 0);
+	if (send_one(t, b, sizeof(b), now_ns() + 1000000000u) != 0)
+		return;
+	while (t->link && now_ns() < end && !g_stop) {
+		struct timespec ts = { 0, 2000000 };
+
+		hk(t, 1);
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* ---- roles ------------------------------------------------------------- */
 
 static int run_gen(struct tr *t)
@@ -441,6 +488,8 @@ static int run_gen(struct tr *t)
 		}
 		ivshm_transport_rx_wait(t->ch, 0, 10000);
 	}
+	if (t->ack_seen)
+		say_bye(t);
 	if (t->ack_seen) {
 		if (t->ack.received != t->pkts || t->ack.corrupt || t->ack.lost ||
 		    t->ack.duplicates || t->ack.bytes != t->bytes)
@@ -458,19 +507,6 @@ static int run_gen(struct tr *t)
 	free(mem);
 	free(rxb);
 	return ok ? 0 : 1;
-}
-
-/* Wait (bounded) for the peer to leave after the last exchange. */
-static void wait_peer_leaves(struct tr *t)
-{
-	uint64_t end = now_ns() + (uint64_t)(t->o->timeout * 1e9);
-
-	while (t->link && now_ns() < end && !g_stop) {
-		struct timespec ts = { 0, 2000000 };
-
-		hk(t, 1);
-		nanosleep(&ts, NULL);
-	}
 }
 
 /* sink and echo */
@@ -540,6 +576,10 @@ static int run_rx(struct tr *t)
 			}
 			if (h.type != TR_DATA)
 				continue;
+			if (t->pkts == 0) {
+				memcpy(t->first_dst, pk[i].data, 6);
+				memcpy(t->first_src, (uint8_t *)pk[i].data + 6, 6);
+			}
 			t->pkts++;
 			t->bytes += pk[i].len;
 			t->t_last = now;
@@ -590,8 +630,8 @@ static int run_rx(struct tr *t)
 				ok = 0;
 			}
 		}
-		/* The generator closes once it has our answer. */
-		wait_peer_leaves(t);
+		/* The generator says BYE once it has our answer. */
+		wait_bye(t);
 		if (a.lost || t->corrupt || t->dups || t->pkts != t->end_total)
 			ok = 0;
 	}
@@ -600,11 +640,15 @@ static int run_rx(struct tr *t)
 	print_rates(t, rates, sizeof(rates));
 	printf("IVSHM_TRAFFIC role=%s status=%s channel=%u %s expected=%" PRIu64
 	       " lost=%" PRIu64 " reordered=%" PRIu64 " corrupt=%" PRIu64
-	       " dups=%" PRIu64 " dropped=%" PRIu64 "\n",
+	       " dups=%" PRIu64 " dropped=%" PRIu64
+	       " mac_dst=%02x:%02x:%02x:%02x:%02x:%02x mac_src=%02x:%02x:%02x:%02x:%02x:%02x\n",
 	       role_name(o->role), ok ? "ok" : "fail", o->channel, rates,
 	       t->end_seen ? t->end_total : 0,
 	       t->end_seen && t->end_total > t->pkts - t->dups ? t->end_total - (t->pkts - t->dups) : 0,
-	       t->reordered, t->corrupt, t->dups, t->dropped);
+	       t->reordered, t->corrupt, t->dups, t->dropped,
+	       t->first_dst[0], t->first_dst[1], t->first_dst[2], t->first_dst[3],
+	       t->first_dst[4], t->first_dst[5], t->first_src[0], t->first_src[1],
+	       t->first_src[2], t->first_src[3], t->first_src[4], t->first_src[5]);
 	free(pk);
 	free(mem);
 	return ok ? 0 : 1;
@@ -623,7 +667,7 @@ static int run_ping(struct tr *t)
 	uint32_t b = o->burst, i;
 	struct ivshm_transport_pkt *pk = calloc(b, sizeof(*pk));
 	uint8_t *mem = malloc((size_t)b * t->max_len);
-	uint64_t sent = 0, got = 0, last_progress, end_time, deadline;
+	uint64_t sent = 0, got = 0, last_progress, end_time;
 	int ok = 1, sending = 1, end_back = 0;
 	char rates[256];
 
@@ -721,8 +765,8 @@ static int run_ping(struct tr *t)
 		progress(t, 0);
 	}
 	progress(t, 1);
-	deadline = 0;
-	(void)deadline;
+	if (end_back)
+		say_bye(t);
 	if (t->corrupt || t->reordered || (o->count && t->pkts != o->count && !g_stop))
 		ok = 0;
 	print_rates(t, rates, sizeof(rates));

@@ -12,6 +12,8 @@
  * of packets it sent; a sink answers with an ACK carrying its counts, which
  * is how the generator learns that every packet arrived before it closes
  * the channel (closing takes the link down and drops what is in flight).
+ * The generator's last word is BYE: the sink may then leave (it cannot
+ * tell from the link alone when a forwarder sits in between).
  */
 #ifndef IVSHM_TRAFFIC_H
 #define IVSHM_TRAFFIC_H
@@ -24,7 +26,7 @@
 #define TR_ETHERTYPE 0x88b5u /* IEEE local experimental */
 #define TR_ETH_LEN 14u
 
-enum tr_type { TR_DATA = 1, TR_END = 2, TR_ACK = 3 };
+enum tr_type { TR_DATA = 1, TR_END = 2, TR_ACK = 3, TR_BYE = 4 };
 
 /* After the Ethernet header; all fields little endian (host order). */
 struct tr_hdr {
