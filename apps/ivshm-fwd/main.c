@@ -10,7 +10,8 @@
  * stays lossless end to end); --drop frees what does not fit instead.
  * --eth-dst P=MAC rewrites the destination MAC of frames sent on port P
  * (and the source MAC to P's own). Per-port rates are printed every
- * --interval seconds; SIGINT/SIGTERM stop forwarding, the ports are
+ * --interval seconds; --idle-us lets an idle forwarder sleep (for shared
+ * machines; busy polling by default). SIGINT/SIGTERM stop forwarding, the ports are
  * stopped and closed, and one "IVSHM_FWD ..." line per port plus a total
  * line give the final counts. net_ivshmem is linked in; other PMDs come
  * from EAL's plugin folder or -d.
@@ -75,7 +76,8 @@ static struct {
 	unsigned int nb_mbufs;
 	uint16_t mtu;
 	const char *pairs;
-} g_opt = { 32, 1.0, false, false, false, 8191, 0, NULL };
+	unsigned long idle_us;
+} g_opt = { 32, 1.0, false, false, false, 8191, 0, NULL, 0 };
 
 static void usage(const char *prog)
 {
@@ -88,6 +90,7 @@ static void usage(const char *prog)
 	       "  --interval S          print per-port rates every S seconds (0: never; default 1)\n"
 	       "  --mbufs N             mbufs in the pool (default 8191)\n"
 	       "  --mtu N               set this MTU on every port\n"
+	       "  --idle-us N           sleep N us after 1024 empty polls (default 0: busy poll)\n"
 	       "  -q, --quiet           no periodic rates\n"
 	       "Stops on SIGINT/SIGTERM; last lines: IVSHM_FWD port=N ... and IVSHM_FWD total ...\n",
 	       prog, MAX_BURST);
@@ -172,6 +175,7 @@ static int parse_args(int argc, char **argv)
 		{ "interval", required_argument, NULL, 'i' },
 		{ "mbufs", required_argument, NULL, 'm' },
 		{ "mtu", required_argument, NULL, 'M' },
+		{ "idle-us", required_argument, NULL, 'I' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -230,6 +234,10 @@ static int parse_args(int argc, char **argv)
 				goto bad;
 			g_opt.mtu = (uint16_t)v;
 			break;
+		case 'I':
+			if (parse_uint(optarg, 0, 999999, &g_opt.idle_us))
+				goto bad;
+			break;
 		case 'q':
 			g_opt.quiet = true;
 			break;
@@ -244,7 +252,7 @@ static int parse_args(int argc, char **argv)
 bad:
 		fprintf(stderr, "ivshm-fwd: bad value '%s' for --%s\n", optarg,
 			c == 'e' ? "eth-dst" : c == 'b' ? "burst" : c == 'i' ? "interval" :
-			c == 'm' ? "mbufs" : "mtu");
+			c == 'm' ? "mbufs" : c == 'I' ? "idle-us" : "mtu");
 		return -1;
 	}
 	if (optind < argc) {
@@ -366,7 +374,7 @@ int main(int argc, char **argv)
 	struct rte_mempool *pool;
 	uint16_t nports, p;
 	unsigned int i;
-	uint64_t hz, next_print, last_print, fwd = 0, dropped = 0;
+	uint64_t hz, next_print, last_print, fwd = 0, dropped = 0, idle = 0;
 	int ret, rc = 0;
 
 	ret = rte_eal_init(argc, argv);
@@ -443,8 +451,16 @@ int main(int argc, char **argv)
 			last_print = now;
 			next_print = now + (uint64_t)(g_opt.interval * (double)hz);
 		}
-		if (!moved)
+		if (moved) {
+			idle = 0;
+		} else if (g_opt.idle_us && ++idle >= 1024) {
+			/* Shared machines: give the CPU away while nothing moves. */
+			struct timespec ts = { 0, (long)g_opt.idle_us * 1000 };
+
+			nanosleep(&ts, NULL);
+		} else {
 			rte_pause();
+		}
 	}
 	printf("ivshm-fwd: stopping\n");
 
