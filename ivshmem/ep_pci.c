@@ -109,42 +109,28 @@ static int is_ivshmem(const char *root, const char *bdf)
 	return vendor == IVSHM_PCI_VENDOR && device == IVSHM_PCI_DEVICE;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* "pci:auto": the lowest address that is an ivshmem device. */
+/* "pci:auto": the lowest address that is an ivshmem device. Names in
+ * /sys/bus/pci/devices are fixed-width "dddd:bb:dd.f", so string order is
+ * address order. */
 static int find_auto(const char *root, char *bdf, size_t len)
 {
 	DIR *d = opendir(root);
 	struct dirent *e;
-	char *names[256];
-	size_t n = 0, i;
 	int ret = -ENOENT;
 
 	if (d == NULL)
 		return -errno;
-	while ((e = readdir(d)) != NULL && n < IVSHM_ARRAY_SIZE(names)) {
-		if (e->d_name[0] == '.')
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' || strlen(e->d_name) >= len)
 			continue;
-		names[n] = strdup(e->d_name);
-		if (names[n] == NULL) {
-			ret = -ENOMEM;
-			break;
-		}
-		n++;
-	}
-	closedir(d);
-	qsort(names, n, sizeof(names[0]), cmp_str);
-	for (i = 0; i < n; i++) {
-		if (ret == -ENOENT && is_ivshmem(root, names[i]) &&
-		    strlen(names[i]) < len) {
-			strcpy(bdf, names[i]);
+		if (ret == 0 && strcmp(e->d_name, bdf) >= 0)
+			continue;
+		if (is_ivshmem(root, e->d_name)) {
+			strcpy(bdf, e->d_name);
 			ret = 0;
 		}
-		free(names[i]);
 	}
+	closedir(d);
 	return ret;
 }
 

@@ -7,4 +7,4 @@ scripts/setup.sh
 B=build-out/release
 if [ -f $B/build.ninja ]; then meson setup --reconfigure $B >/dev/null; else meson setup $B -Dbuildtype=release >/dev/null; fi
 ninja -C $B >/dev/null
-exec $B/bench/ring_bench
+exec $B/bench/ring_bench/ring_bench

@@ -280,10 +280,12 @@ static inline int ivshm_ring_enqueue_burst(struct ivshm_ring *r,
 	if (__builtin_expect(ret < 0, 0))
 		return ret;
 	ret = ivshm__ring_room(r, n);
-	if (__builtin_expect(ret <= 0, 0))
+	if (__builtin_expect(ret < 0, 0))
 		return ret;
 	if (n > (uint32_t)ret)
 		n = (uint32_t)ret;
+	if (n == 0) /* no copy: @p elems may be NULL then */
+		return 0;
 	head = r->ivshm__head;
 	ivshm__ring_put(r, head, elems, n);
 	head += n;
@@ -313,10 +315,12 @@ static inline int ivshm_ring_dequeue_burst(struct ivshm_ring *r, void *elems,
 	if (__builtin_expect(ret < 0, 0))
 		return ret;
 	ret = ivshm__ring_avail(r, n);
-	if (ret <= 0)
+	if (ret < 0)
 		return ret;
 	if (n > (uint32_t)ret)
 		n = (uint32_t)ret;
+	if (n == 0) /* no copy: @p elems may be NULL then */
+		return 0;
 	head = r->ivshm__head;
 	ivshm__ring_get(r, head, elems, n);
 	head += n;

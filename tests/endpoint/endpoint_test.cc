@@ -22,10 +22,7 @@
 #include <vector>
 
 #include "ivshm/ivshmem.h"
-// region_layout.h is a C header (its asserts use C11 _Static_assert).
-#define _Static_assert static_assert
 #include "region_layout.h"
-#undef _Static_assert
 
 namespace {
 
@@ -532,7 +529,10 @@ TEST_F(FakePci, AutoFindsDoorbellDeviceAndRingsBar0)
 	add_dev("0000:00:02.0", "0x8086", "0x1110", true, 65536, 0);
 	add_dev("0000:00:05.0", "0x1af4", "0x1110", true, 1 << 20, 7);
 	add_dev("0000:00:03.0", "0x1af4", "0x1000", true, 65536, 0);
+	add_dev("0000:00:09.0", "0x1af4", "0x1110", true, 65536, 9);
+	add_dev("0001:00:01.0", "0x1af4", "0x1110", true, 65536, 10);
 	ivshm_endpoint *ep = nullptr;
+	// The lowest address among the ivshmem devices.
 	ASSERT_EQ(ivshm_endpoint_open("pci:auto", nullptr, &ep), 0);
 	EXPECT_EQ(ivshm_endpoint_kind(ep), IVSHM_EP_PCI);
 	EXPECT_EQ(ivshm_endpoint_size(ep), 1u << 20);

@@ -157,6 +157,19 @@ public:
 		}
 	}
 
+	// Reaps @p i if it has exited; true while it runs.
+	bool running(size_t i)
+	{
+		Proc &p = procs_[i];
+		if (p.pid < 0)
+			return false;
+		if (waitpid(p.pid, &p.status, WNOHANG) == p.pid) {
+			p.pid = -1;
+			return false;
+		}
+		return true;
+	}
+
 	const Proc &operator[](size_t i) const { return procs_[i]; }
 	std::string output(size_t i) const { return slurp(procs_[i].log); }
 	void remove_logs()
@@ -522,5 +535,34 @@ TEST_F(Vm, HungGuestIsKilledAtDeadline)
 		<< "status " << ps_[g].status;
 	EXPECT_EQ(ps_[g].pid, -1); // reaped: no pid kept
 }
+
+#ifdef IVSHM_SERVER_BIN
+// The project's server daemon (not the in-process library) between QEMU
+// and a host client, interrupts both ways.
+TEST_F(Vm, ServerDaemonGuestAndHostClient)
+{
+	std::string sock = "/tmp/" + unique("daemon") + ".sock";
+	ps_.spawn("server", { IVSHM_SERVER_BIN, "-F", "-S", sock, "-l", "1M", "-n", "2" });
+	struct stat st;
+	int64_t end = now_ms() + 10000;
+	while (stat(sock.c_str(), &st) != 0 && now_ms() < end)
+		usleep(10 * 1000);
+	ASSERT_EQ(stat(sock.c_str(), &st), 0) << "server socket never appeared";
+	size_t h = ps_.spawn("host-a", peer_args("socket:" + sock, 'a', "irq", 1));
+	GuestOpts o;
+	o.chardev_socket = sock;
+	o.vfio = true;
+	size_t g = ps_.spawn("guest-b", qemu_args(o, peer_args("pci:auto", 'b', "irq", 1)));
+	// The peers finish; the daemon runs until we stop it.
+	int64_t dl = deadline_;
+	while ((ps_.running(h) || ps_.running(g)) && now_ms() < dl)
+		usleep(20 * 1000);
+	ps_.kill_all();
+	std::string lh = expect_ok(ps_, h, false), lg = expect_ok(ps_, g, true);
+	EXPECT_EQ(field(lh, "wakeups"), kRounds);
+	EXPECT_EQ(field(lg, "wakeups"), kRounds);
+	unlink(sock.c_str());
+}
+#endif
 
 } // namespace
