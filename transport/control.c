@@ -325,7 +325,6 @@ static int format_own(struct ivshm_channel *ch)
 		if (ret)
 			return ret;
 		t->bufs = buf_mem(ch, ch->side, q);
-		t->resv_n = 0;
 		ivshm_store_relaxed(&t->broken, 0u);
 	}
 	return 0;
@@ -348,11 +347,10 @@ static int attach_peer(struct ivshm_channel *ch)
 			return ret;
 		r->bufs = buf_mem(ch, dir, q);
 		/* The consumer index starts where the attach found it. */
+		/* The window restarts on the new ring. No peek is held: the
+		 * queue is quiescent (peek_slots is the datapath's alone). */
 		r->cons = 0;
 		r->peeked = 0;
-		r->peek_slots = 0;
-		r->peek_bufs = 0;
-		r->intr_on = 0;
 		ivshm_store_relaxed(&r->broken, 0u);
 	}
 	return 0;
@@ -494,10 +492,21 @@ int ivshm_transport_housekeeping(struct ivshm_channel *ch)
 	if (ch->has_peer_events && v.ep_id <= 0xffffu &&
 	    ivshm_endpoint_peer_present(ch->ep, (uint16_t)v.ep_id) == 1)
 		ch->peer_present_seen = 1;
+	/* A holder judged dead whose heartbeat moves again is alive after all
+	 * (its block was scribbled over, or it was only slow): treat it as a
+	 * new arrival. */
+	if (v.tok != 0 && v.tok == ch->dead_tok && v.hb != ch->dead_hb &&
+	    !holder_dead(ch, v.boot, v.pid, v.ep_id, ch->peer_present_seen)) {
+		ch->dead_tok = 0;
+		ch->peer_hb_ms = now;
+		ch->peer_reset_seen = v.reset_req;
+		ch->bad_peer_gen = 0;
+	}
 	if (v.tok != 0 && v.tok != ch->dead_tok &&
 	    (now - ch->peer_hb_ms > ch->peer_timeout_ms ||
 	     holder_dead(ch, v.boot, v.pid, v.ep_id, ch->peer_present_seen))) {
 		ch->dead_tok = v.tok;
+		ch->dead_hb = v.hb;
 		ivshm_store_relaxed(&ch->peer_deaths, ch->peer_deaths + 1);
 		ch->need_reformat = 1;
 		ch->reformat_since = 0;

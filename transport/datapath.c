@@ -33,11 +33,14 @@
  */
 static inline int enter(const struct ivshm_channel *ch, uint32_t *active)
 {
-	__atomic_exchange_n(active, 1u, __ATOMIC_SEQ_CST);
+	uint32_t was = __atomic_exchange_n(active, 1u, __ATOMIC_SEQ_CST);
+
 	if (ivshm_likely(__atomic_load_n(&ch->link_up, __ATOMIC_SEQ_CST)))
 		return 1;
-	/* Release: pairs with quiescent()'s seq_cst load. */
-	ivshm_store_release(active, 0u);
+	/* Release: pairs with quiescent()'s seq_cst load. A queue already
+	 * active (a reservation or peek is held) stays so. */
+	if (!was)
+		ivshm_store_release(active, 0u);
 	return 0;
 }
 
@@ -104,7 +107,9 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 	for (i = 0; i < n && need <= ch->rs; i++) {
 		uint32_t len = pkts[i].len;
 
-		if (len != 0 && len <= ch->max_pkt)
+		if (ivshm_likely(len != 0 && len <= bs))
+			need++;
+		else if (len != 0 && len <= ch->max_pkt)
 			need += (len + bs - 1) / bs;
 	}
 	if (need > ch->rs)
@@ -116,10 +121,30 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 		leave(&t->active);
 		return 0;
 	}
+	/* The buffers' lines were last read by the consumer on the other
+	 * core: ask for all of them (for writing) at once, so the misses
+	 * overlap instead of coming one per packet. */
+	for (int k = 0; k < got && k < 64; k++)
+		__builtin_prefetch(t->bufs + (size_t)((start + (uint32_t)k) & mask) * bs, 1);
 	for (i = 0; i < n; i++) {
 		const uint8_t *src = (const uint8_t *)pkts[i].data;
 		uint32_t len = pkts[i].len, segs, rem;
 
+		if (ivshm_likely(len != 0 && len <= bs)) {
+			/* One buffer: the common case, no division. */
+			uint32_t idx = start + used;
+			uint8_t *dst;
+
+			if (ivshm_unlikely(used >= (uint32_t)got))
+				break;
+			dst = t->bufs + (size_t)(idx & mask) * bs;
+			memcpy(dst, src, len);
+			set_desc(&t->ring, idx, len, 0);
+			used++;
+			npk++;
+			bytes += len;
+			continue;
+		}
 		if (ivshm_unlikely(len == 0 || len > ch->max_pkt)) {
 			errs++;
 			continue;
@@ -262,6 +287,9 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 		leave(&r->active);
 		return 0;
 	}
+	/* The sender's lines: start every miss of this burst at once. */
+	for (uint32_t k = 0; k < (uint32_t)avail && k < n && k < 64; k++)
+		__builtin_prefetch(rx_buf(ch, r, start + k));
 	while (np < n && i < (uint32_t)avail) {
 		uint32_t next = i, last = 0, cap = pkts[np].len, total;
 		int segs = parse_pkt(ch, r, start, i, (uint32_t)avail, &next,
@@ -493,6 +521,8 @@ uint32_t ivshm_transport_rx_count(struct ivshm_channel *ch, uint16_t q)
 	if (q >= ch->nq)
 		return 0;
 	r = &ch->rxq[q];
+	/* peek_slots is the datapath thread's alone; within a peek the queue
+	 * is active and must stay so. */
 	if (r->peek_slots)
 		return r->peek_slots;
 	if (!enter(ch, &r->active))
@@ -516,6 +546,8 @@ int ivshm_transport_rx_intr_enable(struct ivshm_channel *ch, uint16_t q)
 	if (q >= ch->nq)
 		return -EINVAL;
 	r = &ch->rxq[q];
+	if (r->peek_slots)
+		return (int)r->peek_slots;
 	/* Link down: sleep; link_up() kicks every queue's doorbell. */
 	if (!enter(ch, &r->active))
 		return 0;
@@ -527,7 +559,6 @@ int ivshm_transport_rx_intr_enable(struct ivshm_channel *ch, uint16_t q)
 	/* Slots left in our window are waiting too (wake_enable counts only
 	 * those after it). */
 	c += (int)r->peeked;
-	r->intr_on = 1;
 	leave(&r->active);
 	return c;
 }
@@ -541,12 +572,12 @@ int ivshm_transport_rx_intr_disable(struct ivshm_channel *ch, uint16_t q)
 	if (q >= ch->nq)
 		return -EINVAL;
 	r = &ch->rxq[q];
-	if (!enter(ch, &r->active)) {
-		r->intr_on = 0;
+	if (r->peek_slots)
 		return 0;
-	}
+	/* Link down: the rings will be re-attached with the flag clear. */
+	if (!enter(ch, &r->active))
+		return 0;
 	ivshm_ring_wake_disable(&r->ring);
-	r->intr_on = 0;
 	leave(&r->active);
 	return 0;
 }

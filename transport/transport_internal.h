@@ -38,7 +38,6 @@ struct ivshm_tp_rxq {
 	uint32_t peeked;        /* slots peeked from the ring, not released */
 	uint32_t peek_slots;    /* slots covered by the last rx_peek */
 	uint32_t peek_bufs;     /* buffers it returned */
-	uint32_t intr_on;
 	int fd;                 /* doorbell eventfd, -1 if none */
 	struct ivshm_transport_queue_stats st;
 } __attribute__((aligned(IVSHM_CACHE_LINE)));
@@ -86,6 +85,7 @@ struct ivshm_channel {
 	/* control thread only: what we know of the peer */
 	uint64_t peer_tok;       /* occupant token last seen */
 	uint64_t dead_tok;       /* token judged dead */
+	uint64_t dead_hb;        /* its heartbeat then */
 	uint64_t peer_hb;
 	uint64_t peer_hb_ms;     /* when peer_hb last changed */
 	uint32_t peer_reset_seen;

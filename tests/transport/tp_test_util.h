@@ -65,30 +65,33 @@ inline uint32_t pkt_len(uint64_t salt, uint64_t seq, uint32_t max)
 	}
 }
 
-// Packet layout: [seq u64][len u32][csum u32][payload...]; a packet shorter
-// than 16 bytes carries the first bytes of that header only (its payload
-// is then checked byte by byte against the same generator).
-inline uint8_t pay_byte(uint64_t seq, uint32_t i)
+// Packet layout: [seq u64][len u32][csum u32][payload...]; the payload is
+// 64-bit words derived from (seq, word index), the checksum folds them. A
+// packet shorter than 16 bytes carries the first bytes of that header only.
+inline uint64_t pay_word(uint64_t seq, uint32_t k)
 {
-	return (uint8_t)(mix(seq ^ ((uint64_t)(i / 8u) << 40)) >> ((i % 8u) * 8u));
+	return mix(seq * UINT64_C(0x9e3779b97f4a7c15) + k);
 }
 
 inline uint32_t fill_pkt(uint8_t *p, uint64_t seq, uint32_t len)
 {
 	uint8_t hdr[16];
-	uint32_t csum = 0;
+	uint64_t sum = 0;
+	uint32_t k = 0;
 
-	for (uint32_t i = 16; i < len; i++) {
-		p[i] = pay_byte(seq, i);
-		csum = csum * 31u + p[i];
+	for (uint32_t i = 16; i < len; i += 8, k++) {
+		uint64_t w = pay_word(seq, k);
+		uint32_t c = len - i < 8 ? len - i : 8;
+		memcpy(p + i, &w, c);
+		if (c < 8)
+			w &= (UINT64_C(1) << (c * 8)) - 1;
+		sum += w;
 	}
+	uint32_t csum = (uint32_t)(sum ^ (sum >> 32));
 	memcpy(hdr, &seq, 8);
 	memcpy(hdr + 8, &len, 4);
 	memcpy(hdr + 12, &csum, 4);
 	memcpy(p, hdr, len < 16 ? len : 16);
-	if (len < 16)
-		for (uint32_t i = 0; i < len; i++)
-			p[i] = hdr[i];
 	return len;
 }
 
@@ -96,13 +99,20 @@ inline uint32_t fill_pkt(uint8_t *p, uint64_t seq, uint32_t len)
 inline bool check_pkt(const uint8_t *p, uint32_t len, uint64_t seq)
 {
 	uint8_t want[16];
-	uint32_t csum = 0;
+	uint64_t sum = 0;
+	uint32_t k = 0;
 
-	for (uint32_t i = 16; i < len; i++) {
-		if (p[i] != pay_byte(seq, i))
+	for (uint32_t i = 16; i < len; i += 8, k++) {
+		uint64_t w = pay_word(seq, k), got = 0;
+		uint32_t c = len - i < 8 ? len - i : 8;
+		memcpy(&got, p + i, c);
+		if (c < 8)
+			w &= (UINT64_C(1) << (c * 8)) - 1;
+		if (got != w)
 			return false;
-		csum = csum * 31u + p[i];
+		sum += w;
 	}
+	uint32_t csum = (uint32_t)(sum ^ (sum >> 32));
 	memcpy(want, &seq, 8);
 	memcpy(want + 8, &len, 4);
 	memcpy(want + 12, &csum, 4);

@@ -4,6 +4,9 @@
 // and zero-copy bursts with chained jumbo packets (every byte checked),
 // close/reopen, hostile descriptors and indices written straight into the
 // region, and the channel reset that recovers from them.
+// transport.h first and alone: it must compile by itself as C++.
+#include "ivshm/transport.h"
+
 #include <gtest/gtest.h>
 
 #include <errno.h>
@@ -19,9 +22,16 @@
 #include "ivshm/transport.h"
 #include "tp_test_util.h"
 
+extern "C" int ivshm_tp_header_c_probe(void);
+
 namespace {
 
 constexpr uint64_t kRegion = 8u << 20;
+
+TEST(TransportHeader, CompilesAloneAsCAndCxx)
+{
+	EXPECT_EQ(ivshm_tp_header_c_probe(), (int)sizeof(ivshm_transport_stats));
+}
 
 class TransportShm : public ::testing::Test {
 protected:
