@@ -32,7 +32,8 @@ extern int ivshm_logtype;
 
 /** Most buffers handled per transport call inside one burst. */
 #define IVSHM_PMD_BURST 64u
-/** Mbufs kept ready per rx queue (refilled in bulk). */
+/** Raw mbufs kept ready per rx queue (refilled in bulk from the pool,
+ *  initialised one by one as they are used). */
 #define IVSHM_PMD_STASH (2u * IVSHM_PMD_BURST)
 
 /** Parsed devargs. */
@@ -56,6 +57,7 @@ struct ivshm_rx_queue {
 	uint16_t qid;
 	uint16_t port_id;
 	uint16_t mbuf_room;     /**< data room after headroom */
+	uint64_t mbuf_rearm;    /**< rearm_data of a fresh mbuf of this port */
 	uint8_t scatter;        /**< multi-mbuf packets allowed */
 	uint8_t intr_enabled;
 	uint32_t nb_stash;
@@ -75,6 +77,7 @@ struct ivshm_tx_queue {
 	uint16_t port_id;
 	uint32_t buf_size;
 	uint32_t max_pkt_len;
+	uint8_t fast_free;      /**< RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE */
 	uint64_t packets;
 	uint64_t bytes;
 	uint64_t errors;        /**< packets refused: empty or too long */

@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,19 +62,24 @@ static const char *const valid_args[] = {
 /* Receive                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Refill the mbuf stash in bulk; returns how many mbufs it holds. */
+/*
+ * Refill the stash with raw mbufs straight from the pool; returns how many
+ * it holds. Mbufs in a pool already have next == NULL and nb_segs == 1
+ * (rte_pktmbuf_prefree_seg() guarantees it), so using one only takes
+ * mbuf_init() below.
+ */
 static inline uint32_t
 rxq_refill(struct ivshm_rx_queue *q, uint32_t want)
 {
 	if (likely(q->nb_stash >= want))
 		return q->nb_stash;
 	uint32_t add = IVSHM_PMD_STASH - q->nb_stash;
-	if (rte_pktmbuf_alloc_bulk(q->mp, &q->stash[q->nb_stash], add) == 0) {
+	if (rte_mempool_get_bulk(q->mp, (void **)&q->stash[q->nb_stash], add) == 0) {
 		q->nb_stash += add;
 	} else {
 		/* Pool nearly empty: take what a smaller bulk gives. */
 		add = want - q->nb_stash;
-		if (rte_pktmbuf_alloc_bulk(q->mp, &q->stash[q->nb_stash], add) == 0)
+		if (rte_mempool_get_bulk(q->mp, (void **)&q->stash[q->nb_stash], add) == 0)
 			q->nb_stash += add;
 		else
 			q->nombuf++;
@@ -81,14 +87,37 @@ rxq_refill(struct ivshm_rx_queue *q, uint32_t want)
 	return q->nb_stash;
 }
 
+/* Make a raw pool mbuf a fresh packet of this port, as rte_pktmbuf_reset()
+ * would, with one 8-byte store for data_off, refcnt, nb_segs and port. */
+static inline void
+mbuf_init(const struct ivshm_rx_queue *q, struct rte_mbuf *m)
+{
+	memcpy((uint8_t *)m + offsetof(struct rte_mbuf, rearm_data), &q->mbuf_rearm,
+	       sizeof(q->mbuf_rearm));
+	m->ol_flags = 0;
+	m->packet_type = 0;
+	m->tx_offload = 0;
+	m->vlan_tci = 0;
+	m->vlan_tci_outer = 0;
+}
+
 static inline struct rte_mbuf *
 rxq_take(struct ivshm_rx_queue *q)
 {
-	if (likely(q->nb_stash > 0))
-		return q->stash[--q->nb_stash];
-	struct rte_mbuf *m = rte_pktmbuf_alloc(q->mp);
-	if (m == NULL)
-		q->nombuf++;
+	struct rte_mbuf *m;
+
+	if (likely(q->nb_stash > 0)) {
+		m = q->stash[--q->nb_stash];
+		mbuf_init(q, m);
+	} else {
+		m = rte_pktmbuf_alloc(q->mp);
+		if (m == NULL) {
+			q->nombuf++;
+			return NULL;
+		}
+		m->port = q->port_id;
+	}
+	m->data_len = 0;
 	return m;
 }
 
@@ -173,10 +202,13 @@ eth_ivshm_rx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 		if (likely(!(b[i].flags & IVSHM_TRANSPORT_F_MORE) &&
 			   len <= q->mbuf_room && q->nb_stash > 0)) {
 			struct rte_mbuf *m = q->stash[--q->nb_stash];
-			rte_memcpy(rte_pktmbuf_mtod(m, void *), b[i].data, len);
+			if (q->nb_stash > 0)
+				rte_prefetch0(q->stash[q->nb_stash - 1]);
+			mbuf_init(q, m);
+			rte_memcpy((uint8_t *)m->buf_addr + RTE_PKTMBUF_HEADROOM,
+				   b[i].data, len);
 			m->data_len = (uint16_t)len;
 			m->pkt_len = len;
-			m->port = q->port_id;
 			pkts[npk++] = m;
 			bytes += len;
 			i++;
@@ -266,7 +298,7 @@ eth_ivshm_tx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 							 q->bufs, need) : 0;
 	uint16_t k = 0, i;
 	uint64_t bytes = 0;
-	uint32_t sent = 0;
+	uint32_t sent = 0, multi = 0;
 	for (i = 0; i < np; i++) {
 		struct rte_mbuf *m = pkts[i];
 		uint32_t len = m->pkt_len;
@@ -275,6 +307,7 @@ eth_ivshm_tx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 		if (unlikely(len == 0 || len > q->max_pkt_len)) {
 			/* Refused, freed below with the rest, counted. */
 			q->errors++;
+			multi |= m->nb_segs > 1;
 			continue;
 		}
 		if (likely(m->nb_segs == 1 && len <= bs)) {
@@ -289,14 +322,21 @@ eth_ivshm_tx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 			if (k + s > got)
 				break;
 			k = tx_copy_chain(q, m, q->bufs, k);
+			multi |= m->nb_segs > 1;
 		}
 		bytes += len;
 		sent++;
 	}
 	if (got > 0)
 		ivshm_transport_tx_commit(q->ch, q->qid, q->bufs, k);
-	if (i > 0)
-		rte_pktmbuf_free_bulk(pkts, i);
+	if (i > 0) {
+		/* Fast free: the application promised direct mbufs of one
+		 * pool with refcnt 1; single-segment ones go straight back. */
+		if (q->fast_free && !multi)
+			rte_mempool_put_bulk(pkts[0]->pool, (void **)pkts, i);
+		else
+			rte_pktmbuf_free_bulk(pkts, i);
+	}
 	q->packets += sent;
 	q->bytes += bytes;
 	return i;
@@ -409,7 +449,8 @@ eth_ivshm_infos_get(struct rte_eth_dev *dev, struct rte_eth_dev_info *info)
 	info->min_mtu = RTE_ETHER_MIN_MTU;
 	info->max_mtu = (uint16_t)(pmd->info.max_pkt_len - RTE_ETHER_HDR_LEN);
 	info->rx_offload_capa = RTE_ETH_RX_OFFLOAD_SCATTER;
-	info->tx_offload_capa = RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+	info->tx_offload_capa = RTE_ETH_TX_OFFLOAD_MULTI_SEGS |
+				RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
 	info->rx_desc_lim.nb_max = (uint16_t)RTE_MIN(pmd->info.ring_size, UINT16_MAX);
 	info->rx_desc_lim.nb_min = 0;
 	info->rx_desc_lim.nb_align = 1;
@@ -507,8 +548,9 @@ rxq_free(struct ivshm_rx_queue *q)
 {
 	if (q == NULL)
 		return;
+	/* Stash mbufs are raw, as they came from the pool. */
 	if (q->nb_stash > 0)
-		rte_pktmbuf_free_bulk(q->stash, q->nb_stash);
+		rte_mempool_put_bulk(q->mp, (void **)q->stash, q->nb_stash);
 	rte_free(q);
 }
 
@@ -602,6 +644,16 @@ eth_ivshm_rx_queue_setup(struct rte_eth_dev *dev, uint16_t qid,
 	q->mbuf_room = (uint16_t)RTE_MIN(room - RTE_PKTMBUF_HEADROOM, UINT16_MAX);
 	q->scatter = !!((dev->data->dev_conf.rxmode.offloads | conf->offloads) &
 			RTE_ETH_RX_OFFLOAD_SCATTER);
+	/* The rearm_data word of a fresh mbuf (data_off, refcnt, nb_segs,
+	 * port), built once so that each received mbuf takes one store. */
+	struct rte_mbuf tmpl;
+	memset(&tmpl, 0, sizeof(tmpl));
+	tmpl.data_off = RTE_PKTMBUF_HEADROOM;
+	tmpl.nb_segs = 1;
+	tmpl.port = dev->data->port_id;
+	rte_mbuf_refcnt_set(&tmpl, 1);
+	memcpy(&q->mbuf_rearm, (uint8_t *)&tmpl + offsetof(struct rte_mbuf, rearm_data),
+	       sizeof(q->mbuf_rearm));
 	pmd->rxq[qid] = q;
 	dev->data->rx_queues[qid] = q;
 	return 0;
@@ -610,7 +662,7 @@ eth_ivshm_rx_queue_setup(struct rte_eth_dev *dev, uint16_t qid,
 static int
 eth_ivshm_tx_queue_setup(struct rte_eth_dev *dev, uint16_t qid,
 			 uint16_t nb_desc __rte_unused, unsigned int socket_id,
-			 const struct rte_eth_txconf *conf __rte_unused)
+			 const struct rte_eth_txconf *conf)
 {
 	struct pmd_internals *pmd = dev->data->dev_private;
 
@@ -625,6 +677,8 @@ eth_ivshm_tx_queue_setup(struct rte_eth_dev *dev, uint16_t qid,
 	q->port_id = dev->data->port_id;
 	q->buf_size = pmd->info.buf_size;
 	q->max_pkt_len = pmd->info.max_pkt_len;
+	q->fast_free = !!((dev->data->dev_conf.txmode.offloads | conf->offloads) &
+			  RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE);
 	pmd->txq[qid] = q;
 	dev->data->tx_queues[qid] = q;
 	return 0;

@@ -73,9 +73,9 @@ protected:
 			return false;
 		server_pid_ = fork();
 		if (server_pid_ == 0) {
-			execl(srv, srv, "-F", "-S", sock_.c_str(), "-M",
-			      ("ivshm-pmdtest-srv-" + tag_).c_str(), "-l", "16M",
-			      (char *)nullptr);
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			execl(srv, srv, "-F", "-q", "-S", sock_.c_str(), "-l", "16M",
+			      "-n", "4", (char *)nullptr);
 			_exit(127);
 		}
 		for (int i = 0; i < 500 && access(sock_.c_str(), F_OK) != 0; i++)
@@ -147,7 +147,9 @@ protected:
 		auto rs = port_stats(rx, 0);
 
 		EXPECT_GT(ts["TX-packets"], 10000u) << tx.output();
-		EXPECT_EQ(ts["TX-packets"], rx_pkts);
+		EXPECT_EQ(ts["TX-packets"], rx_pkts)
+			<< rx.command("show port xstats 0") << tx.command("show port xstats 0")
+			<< rx.output() << tx.output();
 		EXPECT_EQ(rs["RX-packets"], ts["TX-packets"]);
 		// testpmd counts bytes without CRC: exactly size per packet.
 		EXPECT_EQ(rs["RX-bytes"], rs["RX-packets"] * (uint64_t)size);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -164,8 +165,11 @@ public:
 			dup2(in[0], 0);
 			dup2(out[1], 1);
 			dup2(out[1], 2);
-			/* Die with the test if it dies. */
+			/* Own process group (a terminal's Ctrl-C reaches only
+			 * the driver, which stops us in order), and die with
+			 * the driver if it dies. */
 			setpgid(0, 0);
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			execvp(av[0], av.data());
 			_exit(127);
 		}
