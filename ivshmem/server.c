@@ -54,6 +54,8 @@
 #define SERVER_EVENTS 64
 /* Bytes of unexpected client data discarded per event (fairness). */
 #define SERVER_DISCARD_MAX 65536
+/* A client that sends more than this in all is flooding: drop it. */
+#define SERVER_JUNK_LIMIT (UINT64_C(1) << 20)
 
 struct evfd {
 	int fd;
@@ -73,10 +75,15 @@ struct speer {
 	bool dead;
 	bool want_out;   /* EPOLLOUT armed */
 	bool warned_data;
+	uint64_t junk;   /* bytes received (clients send nothing) */
 	struct evfd *vec[IVSHM_PROTO_MAX_VECTORS];
 	struct qmsg *q;  /* ring buffer */
 	unsigned int qhead, qlen, qcap;
 	size_t qoff;     /* bytes of q[qhead] already sent */
+	/* Set-up messages queued at connection: the queue limit counts only
+	 * what comes on top of them, so a newcomer among many peers with
+	 * many vectors is never mistaken for a non-reader. */
+	unsigned int allowance;
 };
 
 struct ivshm_server {
@@ -181,7 +188,7 @@ static void queue_push(struct ivshm_server *srv, struct speer *p, int64_t v,
 {
 	if (p->dead)
 		return;
-	if (p->qlen >= srv->max_queue) {
+	if (p->qlen >= srv->max_queue + p->allowance) {
 		slog(srv, LOG_WARNING,
 		     "peer %u: %u messages queued and not read: dropping it",
 		     p->id, p->qlen);
@@ -388,6 +395,7 @@ static void new_peer(struct ivshm_server *srv, int sock)
 	/* Set-up sequence first (QEMU reads these three synchronously), then
 	 * the newcomer's own vectors, so a client has its interrupts as soon
 	 * as possible, then every existing peer's vectors. */
+	p->allowance = 3 + srv->vectors * srv->npeers;
 	queue_push(srv, p, IVSHM_PROTO_VERSION, NULL);
 	queue_push(srv, p, p->id, NULL);
 	queue_push(srv, p, IVSHM_PROTO_SHM_ID, srv->mem);
@@ -477,6 +485,13 @@ static void handle_peer(struct ivshm_server *srv, struct speer *p,
 			slog(srv, LOG_WARNING,
 			     "peer %u sent unexpected data: ignored", p->id);
 			p->warned_data = true;
+		}
+		if (n > 0 && (p->junk += (uint64_t)n) > SERVER_JUNK_LIMIT) {
+			slog(srv, LOG_WARNING,
+			     "peer %u sent more than %" PRIu64 " bytes of unexpected "
+			     "data: dropping it", p->id, SERVER_JUNK_LIMIT);
+			peer_fail(srv, p);
+			return;
 		}
 		if (n < 0 && n != -EAGAIN) {
 			slog(srv, LOG_NOTICE, "peer %u: recv: %s: dropping it",

@@ -159,16 +159,14 @@ static int parse_uint(const char *s, unsigned long max, int base,
 	return 0;
 }
 
-static int write_pidfile(const char *path)
+/* Write our pid into the PID file opened (before daemonising) as @p fd. */
+static int write_pidfile(int fd)
 {
 	char buf[32];
-	int fd, n, ret = 0;
+	int n, ret = 0;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
 	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	if (write(fd, buf, (size_t)n) != n)
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n)
 		ret = -EIO;
 	close(fd);
 	return ret;
@@ -229,6 +227,7 @@ int main(int argc, char **argv)
 	};
 	struct ivshm_server_params p;
 	const char *pidfile = NULL;
+	int pid_fd = -1;
 	bool foreground = false;
 	struct sigaction sa;
 	struct rlimit rl;
@@ -353,18 +352,30 @@ int main(int argc, char **argv)
 		say(LOG_ERR, "cannot start: %s", strerror(-ret));
 		return 1;
 	}
+	/* Open the PID file while errors still reach the terminal. */
+	if (pidfile) {
+		pid_fd = open(pidfile, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (pid_fd < 0) {
+			say(LOG_ERR, "cannot open PID file %s: %s", pidfile,
+			    strerror(errno));
+			ivshm_server_destroy(g_srv);
+			return 1;
+		}
+	}
 	if (!foreground) {
 		ret = daemonise();
 		if (ret) {
 			say(LOG_ERR, "cannot daemonise: %s", strerror(-ret));
 			ivshm_server_destroy(g_srv);
+			if (pidfile)
+				unlink(pidfile);
 			return 1;
 		}
 		openlog("ivshmem-server", LOG_PID, LOG_DAEMON);
 		g_syslog = true;
 	}
 	if (pidfile) {
-		ret = write_pidfile(pidfile);
+		ret = write_pidfile(pid_fd);
 		if (ret) {
 			say(LOG_ERR, "cannot write PID file %s: %s", pidfile,
 			    strerror(-ret));

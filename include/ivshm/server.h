@@ -60,8 +60,8 @@ struct ivshm_server_params {
 	int numa_node;               /**< with IVSHM_SERVER_F_NUMA */
 	unsigned int socket_mode;    /**< chmod the socket if non-zero */
 	unsigned int socket_gid;     /**< with IVSHM_SERVER_F_GROUP */
-	/** Messages queued to one peer before it is dropped as not reading;
-	 *  0 means 65536. */
+	/** Messages queued to one peer, beyond its own connection set-up,
+	 *  before it is dropped as not reading; 0 means 65536. */
 	unsigned int max_queue;
 	ivshm_server_log_fn log;     /**< may be NULL */
 	void *log_arg;

@@ -19,10 +19,7 @@
 
 #include "ivshm_atomic.h"
 #include "proto.h"
-/* region_layout.h is C-only (_Static_assert); C++17 spells it static_assert. */
-#define _Static_assert static_assert
 #include "region_layout.h"
-#undef _Static_assert
 #include "test_util.h"
 
 using namespace ivshm_test;
@@ -778,4 +775,113 @@ TEST_F(ServerTest, ClientRejectsMalformedServer)
 	ivshm_client_close(c);
 	close(ls);
 	EXPECT_EQ(count_fds(), before - 1);
+}
+
+TEST_F(ServerTest, FloodingClientIsDropped)
+{
+	ASSERT_EQ(server.start(default_params(sock)), 0);
+	PeerLog lo;
+	ivshm_client *obs = connect(&lo);
+	ASSERT_TRUE(obs);
+	int evil = raw_connect(sock);
+	ASSERT_GE(evil, 0);
+	ASSERT_TRUE(pump_until(obs, [&] { return lo.has(1, 1); }));
+	std::vector<char> junk(65536, 'x');
+	/* 2 MiB of junk: dropped after 1 MiB; later sends fail (EPIPE). */
+	for (int i = 0; i < 32; i++)
+		if (send(evil, junk.data(), junk.size(), MSG_NOSIGNAL) < 0)
+			break;
+	EXPECT_TRUE(pump_until(obs, [&] { return lo.has(1, 0); }));
+	EXPECT_TRUE(server.log.contains("dropping it")) << server.log.all();
+	close(evil);
+	ivshm_client_close(obs);
+}
+
+TEST_F(ServerTest, ClientAcceptsExampleServerOrder)
+{
+	/* QEMU's example server sends the other peers' vectors first and the
+	 * newcomer's own vectors last; a pause in between must not cost the
+	 * client its vectors. */
+	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	strncpy(sa.sun_path, sock.c_str(), sizeof(sa.sun_path) - 1);
+	ASSERT_EQ(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ASSERT_EQ(listen(ls, 4), 0);
+	std::thread fake([&] {
+		int s = accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
+		int mfd = memfd_create("t", MFD_CLOEXEC);
+		if (ftruncate(mfd, 1 << 16)) {
+		}
+		std::vector<int> efds;
+		auto send_ev = [&](int64_t id) {
+			int e = eventfd(0, EFD_CLOEXEC);
+			efds.push_back(e);
+			ivshm_proto_send_part(s, id, e, 0);
+		};
+		ivshm_proto_send_part(s, 0, -1, 0);
+		ivshm_proto_send_part(s, 9, -1, 0);
+		ivshm_proto_send_part(s, -1, mfd, 0);
+		for (int p : { 2, 4 })
+			for (int v = 0; v < 3; v++)
+				send_ev(p);
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+		send_ev(9);
+		std::this_thread::sleep_for(std::chrono::milliseconds(5));
+		send_ev(9);
+		send_ev(9);
+		std::this_thread::sleep_for(std::chrono::milliseconds(300));
+		/* The client rings peer 4's vector 2: that eventfd fires. */
+		uint64_t c = 0;
+		EXPECT_EQ(read(efds[5], &c, 8), 8);
+		EXPECT_EQ(c, 1u);
+		ivshm_proto_send_part(s, 2, -1, 0); /* peer 2 leaves */
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+		for (int e : efds)
+			close(e);
+		close(mfd);
+		close(s);
+	});
+	PeerLog lo;
+	ivshm_client *c = connect(&lo);
+	ASSERT_TRUE(c);
+	EXPECT_EQ(ivshm_client_id(c), 9);
+	EXPECT_EQ(ivshm_client_nvectors(c), 3u);
+	EXPECT_EQ(ivshm_client_peer_nvectors(c, 2), 3u);
+	EXPECT_EQ(ivshm_client_peer_nvectors(c, 4), 3u);
+	EXPECT_TRUE(lo.has(2, 1) && lo.has(4, 1));
+	EXPECT_EQ(ivshm_client_notify(c, 4, 2), 0);
+	EXPECT_TRUE(pump_until(c, [&] { return lo.has(2, 0); }));
+	fake.join();
+	EXPECT_TRUE(wait_until([&] { return ivshm_client_process(c) == -ECONNRESET; }));
+	ivshm_client_close(c);
+	close(ls);
+}
+
+TEST_F(ServerTest, NewcomerSetUpIsNotLimitedByTheQueueBound)
+{
+	/* A tiny queue bound with 64 vectors and several peers: a newcomer's
+	 * set-up (3 + 64 x 5 messages) is far beyond it and must still pass. */
+	auto p = default_params(sock, 1 << 20, 64);
+	p.max_queue = 1;
+	ASSERT_EQ(server.start(p), 0);
+	std::vector<ivshm_client *> cs;
+	for (int i = 0; i < 5; i++) {
+		ivshm_client *c = connect();
+		ASSERT_TRUE(c);
+		cs.push_back(c);
+		/* Everyone reads, so nobody is over the bound for long. */
+		for (auto *o : cs)
+			ivshm_client_process(o);
+	}
+	ivshm_client *last = cs.back();
+	EXPECT_EQ(ivshm_client_nvectors(last), 64u);
+	for (int i = 0; i < 4; i++)
+		EXPECT_TRUE(pump_until(last, [&] {
+			return ivshm_client_peer_nvectors(last, (uint16_t)i) == 64;
+		})) << i;
+	EXPECT_EQ(ivshm_server_npeers(server.srv), 5u);
+	for (auto *c : cs)
+		ivshm_client_close(c);
 }
