@@ -463,6 +463,9 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("ivshm-fwd: stopping\n");
+	/* Last rates line: the time since the previous one. */
+	if (g_opt.interval > 0 && !g_opt.quiet)
+		print_rates((double)(rte_get_tsc_cycles() - last_print) / (double)hz);
 
 out:
 	/* Bursts still waiting for a destination are lost: count them. */
