@@ -38,6 +38,9 @@ static void usage(FILE *f)
 "  --queues N --ring-size N --buf-size N --max-pkt N  channel parameters\n"
 "                     (both ends must agree; defaults as net_ivshmem's)\n"
 "  --no-verify        check header and checksum only, not every payload byte\n"
+"  --no-ack           gen: send END but wait for no ACK (one-way paths, e.g. to a\n"
+"                     tap device through ivshm-fwd): status ok once all is sent\n"
+"  --rate PPS         gen: at most PPS packets per second\n"
 "  --seed N           random sizes seed\n"
 "  -v, -q             more / less on stderr\n"
 "Last line on stdout: IVSHM_TRAFFIC role=.. status=ok|fail key=value...\n"
@@ -112,7 +115,7 @@ static int parse_size(const char *s, struct tr_opts *o)
 enum {
 	OPT_EP = 256, OPT_CHANNEL, OPT_SIZE, OPT_COUNT, OPT_DURATION, OPT_MODE,
 	OPT_BURST, OPT_WINDOW, OPT_TIMEOUT, OPT_INTERVAL, OPT_QUEUES, OPT_RING,
-	OPT_BUF, OPT_MAXPKT, OPT_NOVERIFY, OPT_SEED,
+	OPT_BUF, OPT_MAXPKT, OPT_NOVERIFY, OPT_SEED, OPT_NOACK, OPT_RATE,
 };
 
 int main(int argc, char **argv)
@@ -133,6 +136,8 @@ int main(int argc, char **argv)
 		{ "buf-size", required_argument, NULL, OPT_BUF },
 		{ "max-pkt", required_argument, NULL, OPT_MAXPKT },
 		{ "no-verify", no_argument, NULL, OPT_NOVERIFY },
+		{ "no-ack", no_argument, NULL, OPT_NOACK },
+		{ "rate", required_argument, NULL, OPT_RATE },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -246,6 +251,13 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NOVERIFY:
 			o.verify_payload = 0;
+			break;
+		case OPT_NOACK:
+			o.no_ack = 1;
+			break;
+		case OPT_RATE:
+			if (parse_double(optarg, 1, 1e9, &o.rate))
+				what = "--rate";
 			break;
 		case OPT_SEED:
 			if (parse_u64(optarg, 0, UINT64_MAX, &o.seed))

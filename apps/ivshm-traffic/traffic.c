@@ -415,17 +415,28 @@ static int run_gen(struct tr *t)
 		now = now_ns();
 		if (now >= end_time)
 			more = 0;
+		if (more && o->rate > 0 &&
+		    (double)seq >= o->rate * (double)(now - t->t_start) / 1e9 + 1)
+			more = 0; /* ahead of --rate: send what is pending only */
 		while (more && npend < b) {
 			uint32_t len = next_size(t);
 
 			build(pend[npend].data, len, TR_DATA, seq++, NULL, 0);
 			pend[npend].len = len;
 			npend++;
-			if (o->count && seq >= o->count)
+			if ((o->count && seq >= o->count) ||
+			    (o->rate > 0 && (double)seq >= o->rate * (double)(now - t->t_start) / 1e9 + 1))
 				more = 0;
 		}
-		if (npend == 0)
+		if (npend == 0) {
+			if (!g_stop && (o->count == 0 || seq < o->count) && now < end_time) {
+				cpu_relax(); /* paced by --rate */
+				last_progress = now;
+				progress(t, 0);
+				continue;
+			}
 			break;
+		}
 		n = ivshm_transport_tx_burst(t->ch, 0, pend, (uint16_t)npend);
 		if (n > 0) {
 			struct ivshm_transport_pkt tmp[256];
@@ -468,7 +479,7 @@ static int run_gen(struct tr *t)
 			ok = 0;
 		}
 	}
-	while (ok && !t->ack_seen) {
+	while (ok && !t->ack_seen && !o->no_ack) {
 		struct ivshm_transport_pkt pk = { rxb, t->max_len, 0 };
 		struct tr_hdr h;
 
@@ -488,15 +499,15 @@ static int run_gen(struct tr *t)
 		}
 		ivshm_transport_rx_wait(t->ch, 0, 10000);
 	}
-	if (t->ack_seen)
+	if (t->ack_seen || (ok && o->no_ack))
 		say_bye(t);
 	if (t->ack_seen) {
 		if (t->ack.received != t->pkts || t->ack.corrupt || t->ack.lost ||
 		    t->ack.duplicates || t->ack.bytes != t->bytes)
 			ok = 0;
-		if (o->count && t->pkts != o->count && !g_stop)
-			ok = 0;
 	}
+	if (o->count && t->pkts != o->count && !g_stop)
+		ok = 0;
 	print_rates(t, rates, sizeof(rates));
 	printf("IVSHM_TRAFFIC role=gen status=%s channel=%u %s acked=%" PRIu64
 	       " peer_bytes=%" PRIu64 " peer_lost=%" PRIu64 " peer_reordered=%" PRIu64

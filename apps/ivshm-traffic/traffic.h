@@ -66,6 +66,9 @@ struct tr_opts {
 	uint32_t burst;
 	uint32_t window;            /* ping: packets in flight */
 	int verify_payload;         /* 1: compare every payload byte */
+	int no_ack;                 /* gen: do not wait for an ACK (capture
+				       devices, one-way paths) */
+	double rate;                /* gen: packets per second (0: no limit) */
 	uint64_t seed;
 	struct ivshm_transport_params tp;
 	int quiet;
