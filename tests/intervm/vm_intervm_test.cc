@@ -83,7 +83,7 @@ std::vector<std::string> qemu(const std::string &sock, const std::vector<std::st
 		 "-initrd", dpdk ? g.initrd_dpdk : g.initrd,
 		 "-chardev", "socket,path=" + sock + ",id=ivs",
 		 "-device", "ivshmem-doorbell,chardev=ivs,vectors=1",
-		 "-append", "console=ttyS0 quiet panic=-1 ivshm_cmd=" + c };
+		 "-append", "console=ttyS0 quiet panic=-1 no_timer_check ivshm_cmd=" + c };
 }
 
 // ivshm-traffic in a guest: "/bin/ivshm-traffic ROLE --ep pci:auto ...".
