@@ -26,6 +26,12 @@
 
 #include "ivshm/ivshmem.h"
 
+#ifdef __cplusplus
+#define IVSHM__STATIC_ASSERT static_assert
+#else
+#define IVSHM__STATIC_ASSERT _Static_assert
+#endif
+
 #define IVSHM_REGION_MAGIC   UINT64_C(0x4e4752484d485356) /* "VSHMHRGN" LE */
 #define IVSHM_REGION_VERSION 1u
 
@@ -46,10 +52,10 @@ struct ivshm_region_hdr {
 	uint8_t reserved[IVSHM_REGION_HDR_SIZE - 40];
 };
 
-_Static_assert(sizeof(struct ivshm_region_hdr) == IVSHM_REGION_HDR_SIZE,
+IVSHM__STATIC_ASSERT(sizeof(struct ivshm_region_hdr) == IVSHM_REGION_HDR_SIZE,
 	       "region header fills its page");
-_Static_assert(offsetof(struct ivshm_region_hdr, init_state) == 12, "layout");
-_Static_assert(offsetof(struct ivshm_region_hdr, size) == 16, "layout");
-_Static_assert(offsetof(struct ivshm_region_hdr, format_id) == 32, "layout");
+IVSHM__STATIC_ASSERT(offsetof(struct ivshm_region_hdr, init_state) == 12, "layout");
+IVSHM__STATIC_ASSERT(offsetof(struct ivshm_region_hdr, size) == 16, "layout");
+IVSHM__STATIC_ASSERT(offsetof(struct ivshm_region_hdr, format_id) == 32, "layout");
 
 #endif /* IVSHM_REGION_LAYOUT_H */

@@ -52,8 +52,9 @@ def main():
                 res = t.get('result', 'ERROR')
                 name = t.get('name', '?')
                 counts = None
-                if t.get('protocol') == 'gtest' or 'gtest' in str(t.get('protocol', '')):
-                    xml = os.path.join(builddir, f"{name}.xml")
+                short = name.split(' / ')[-1]
+                xml = os.path.join(builddir, f"{short}.xml")
+                if os.path.exists(xml):
                     counts = gtest_cases(xml)
                     try:
                         os.unlink(xml)  # never read a stale file next time

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * pmd_internal.h - private state of the net_ivshmem poll-mode driver.
+ *
+ * One port is one transport channel (transport.h) on one ivshmem endpoint
+ * (ivshmem.h). The port opens both at probe and keeps them until close, so
+ * its MAC address (derived from channel id and side) is known from the
+ * start and the peer sees the link go down only when the port goes away.
+ * A control thread calls the transport's housekeeping every few
+ * milliseconds and turns link changes into LSC events. Queue structures
+ * belong to their datapath thread: counters are plain integers written by
+ * that thread only and read (possibly torn-free on x86-64, 64-bit aligned)
+ * by stats calls.
+ */
+#ifndef IVSHM_PMD_INTERNAL_H
+#define IVSHM_PMD_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "ivshm/ivshmem.h"
+#include "ivshm/transport.h"
+
+extern int ivshm_logtype;
+#define IVSHM_LOG(level, fmt, ...) \
+	rte_log(RTE_LOG_ ## level, ivshm_logtype, "%s(): " fmt "\n", \
+		__func__, ##__VA_ARGS__)
+
+/** Most buffers handled per transport call inside one burst. */
+#define IVSHM_PMD_BURST 64u
+/** Raw mbufs kept ready per rx queue (refilled in bulk from the pool,
+ *  initialised one by one as they are used). */
+#define IVSHM_PMD_STASH (2u * IVSHM_PMD_BURST)
+
+/** Parsed devargs. */
+struct ivshm_pmd_args {
+	char endpoint[4200];   /**< "socket:PATH", "shm:PATH?size=N", "pci:BDF" */
+	const char *kind_key;  /**< which of socket/shm/pci was given */
+	uint64_t size;         /**< shm size (bytes), 0 if not given */
+	uint32_t channel_id;
+	uint32_t nb_queues;
+	uint32_t ring_size;
+	uint32_t buf_size;
+	enum ivshm_transport_rx_mode rx_mode;
+	int have_mac;
+	struct rte_ether_addr mac;
+};
+
+/** Receive queue: owned by one datapath thread. */
+struct ivshm_rx_queue {
+	struct ivshm_channel *ch;
+	struct rte_mempool *mp;
+	uint16_t qid;
+	uint16_t port_id;
+	uint16_t mbuf_room;     /**< data room after headroom */
+	uint64_t mbuf_rearm;    /**< rearm_data of a fresh mbuf of this port */
+	uint8_t scatter;        /**< multi-mbuf packets allowed */
+	uint8_t intr_enabled;
+	uint32_t nb_stash;
+	/* counters, written only by the queue's thread */
+	uint64_t packets;
+	uint64_t bytes;
+	uint64_t errors;        /**< packets dropped: too long for the mbufs */
+	uint64_t nombuf;        /**< bursts cut short by mbuf shortage */
+	struct ivshm_transport_buf bufs[IVSHM_PMD_BURST];
+	struct rte_mbuf *stash[IVSHM_PMD_STASH];
+};
+
+/** Transmit queue: owned by one datapath thread. */
+struct ivshm_tx_queue {
+	struct ivshm_channel *ch;
+	uint16_t qid;
+	uint16_t port_id;
+	uint32_t buf_size;
+	uint32_t max_pkt_len;
+	uint8_t fast_free;      /**< RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE */
+	uint64_t packets;
+	uint64_t bytes;
+	uint64_t errors;        /**< packets refused: empty or too long */
+	struct ivshm_transport_buf bufs[IVSHM_PMD_BURST];
+};
+
+/** Port-private data (dev->data->dev_private). */
+struct pmd_internals {
+	struct ivshm_pmd_args args;
+	struct ivshm_endpoint *ep;
+	struct ivshm_channel *ch;
+	struct ivshm_transport_info info;
+	struct rte_ether_addr mac;
+	uint16_t port_id;
+
+	/* Housekeeping thread: serialises housekeeping and reset (the
+	 * transport wants one control thread at a time per channel). */
+	pthread_t hk_thread;
+	int hk_running;
+	int hk_stop;              /* written by close, read by the thread */
+	pthread_mutex_t ctl_lock;
+	int link_up;              /* last state the thread saw */
+	int server_gone;
+
+	/* xstats reset: subtract this snapshot (transport counters are
+	 * monotonic since open). Queue counters are zeroed instead, as in
+	 * every software PMD. */
+	struct ivshm_transport_stats xbase;
+
+	struct ivshm_rx_queue *rxq[IVSHM_TRANSPORT_MAX_QUEUES];
+	struct ivshm_tx_queue *txq[IVSHM_TRANSPORT_MAX_QUEUES];
+};
+
+#endif /* IVSHM_PMD_INTERNAL_H */
