@@ -100,6 +100,7 @@ struct run {
 	uint64_t elapsed; /* ns */
 	uint64_t errors;  /* sequence errors seen by the consumer */
 	uint64_t wall[2], on_cpu[2]; /* per thread: window length, CPU time in it */
+	uint64_t calls[2], short_calls[2]; /* producer, consumer: calls, calls moving < burst */
 	void *ring_a, *ring_b; /* implementation-specific handles */
 };
 
@@ -121,8 +122,8 @@ static void *NAME##_producer(void *arg)                                        \
 	struct run *r = arg;                                                   \
 	HANDLE_T *h = r->ring_a;                                               \
 	struct elem buf[MAX_BURST];                                            \
-	uint64_t seq = 0;                                                      \
-	unsigned b = r->burst, i;                                              \
+	uint64_t seq = 0, calls = 0, shorts = 0;                               \
+	unsigned b = r->burst, i, got;                                         \
                                                                                \
 	pin(0);                                                                \
 	wait_go(r);                                                            \
@@ -132,9 +133,14 @@ static void *NAME##_producer(void *arg)                                        \
 			buf[i].seq = seq + i;                                  \
 			buf[i].filler = seq;                                   \
 		}                                                              \
-		seq += (unsigned)ENQ(h, buf, b);                               \
+		got = (unsigned)ENQ(h, buf, b);                                \
+		seq += got;                                                    \
+		calls++;                                                       \
+		shorts += got < b;                                             \
 	}                                                                      \
 	WINDOW_END(r, 0);                                                      \
+	r->calls[0] = calls;                                                   \
+	r->short_calls[0] = shorts;                                            \
 	return NULL;                                                           \
 }                                                                              \
                                                                                \
@@ -143,7 +149,7 @@ static void *NAME##_consumer(void *arg)                                        \
 	struct run *r = arg;                                                   \
 	HANDLE_T *h = r->ring_a;                                               \
 	struct elem buf[MAX_BURST];                                            \
-	uint64_t expect = 0, errors = 0, t0, t = 0;                            \
+	uint64_t expect = 0, errors = 0, t0, t = 0, calls = 0, shorts = 0;     \
 	unsigned b = r->burst, iter = 0;                                       \
 	int n, i;                                                              \
                                                                                \
@@ -153,6 +159,8 @@ static void *NAME##_consumer(void *arg)                                        \
 	t0 = now_ns();                                                         \
 	for (;;) {                                                             \
 		n = (int)DEQ(h, buf, b);                                       \
+		calls++;                                                       \
+		shorts += (unsigned)n < b;                                     \
 		for (i = 0; i < n; i++)                                        \
 			errors += buf[i].seq != expect + (unsigned)i;          \
 		expect += (unsigned)(n > 0 ? n : 0);                           \
@@ -163,6 +171,8 @@ static void *NAME##_consumer(void *arg)                                        \
 		}                                                              \
 	}                                                                      \
 	WINDOW_END(r, 1);                                                      \
+	r->calls[1] = calls;                                                   \
+	r->short_calls[1] = shorts;                                            \
 	r->count = expect;                                                     \
 	r->elapsed = t - t0;                                                   \
 	r->errors = errors;                                                    \
@@ -386,6 +396,7 @@ int main(void)
 	uint64_t ms = 150, errors = 0;
 	double mops[NIMPL][NB][MAX_REPS], lat[NIMPL][MAX_REPS];
 	double mshare[NIMPL][NB][MAX_REPS], lshare[NIMPL][MAX_REPS];
+	double full_frac[NIMPL][NB][MAX_REPS], empty_frac[NIMPL][NB][MAX_REPS];
 	double med_mops[NIMPL][NB], med_lat[NIMPL];
 	int clean_mops[NB], clean_lat;
 	double pair[NB + 1][MAX_REPS], med_pair[NB + 1];
@@ -450,6 +461,10 @@ int main(void)
 				}
 				errors += run.errors;
 				mshare[which][i][rep] = share(&run);
+				full_frac[which][i][rep] = run.calls[0]
+					? (double)run.short_calls[0] / (double)run.calls[0] : 0;
+				empty_frac[which][i][rep] = run.calls[1]
+					? (double)run.short_calls[1] / (double)run.calls[1] : 0;
 				mops[which][i][rep] = run.elapsed
 					? (double)run.count * 1e3 / (double)run.elapsed
 					: 0;
@@ -562,6 +577,15 @@ int main(void)
 		printf("  on-CPU share of the less lucky thread, median over all runs: %.0f%%\n",
 		       all[k / 2] * 100);
 	}
+	printf("  calls that moved less than a burst (median %%; producer: ring full,\n"
+	       "  consumer: ring short), ivshm_ring / rte_ring:");
+	for (i = 0; i < (int)NB; i++)
+		printf(" b%u prod %.0f/%.0f cons %.0f/%.0f;", bursts[i],
+		       median(full_frac[IMPL_IV][i], reps) * 100,
+		       have_rte ? median(full_frac[IMPL_RTE][i], reps) * 100 : 0.0 / 0.0,
+		       median(empty_frac[IMPL_IV][i], reps) * 100,
+		       have_rte ? median(empty_frac[IMPL_RTE][i], reps) * 100 : 0.0 / 0.0);
+	printf("\n");
 	printf("  burst 32 Mops/s per repetition, in time order, ivshm_ring:");
 	for (rep = 0; rep < reps; rep++)
 		printf(" %.0f", mops[IMPL_IV][NB - 1][rep]);
