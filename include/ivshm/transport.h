@@ -299,6 +299,15 @@ uint16_t ivshm_transport_tx_reserve(struct ivshm_channel *ch, uint16_t q,
 				    uint16_t n);
 
 /**
+ * Free buffers in queue @p q's transmit ring (fresh from the peer's index;
+ * 0 when the link is down). A zero-copy sender of a chained packet checks
+ * it before tx_reserve(): reserved buffers it cannot fill become discarded
+ * slots, and a sender that keeps reserving fewer buffers than its chain
+ * needs would never get it through. Tx thread of the queue.
+ */
+uint32_t ivshm_transport_tx_room(struct ivshm_channel *ch, uint16_t q);
+
+/**
  * Publish the first @p n reserved buffers (bufs[i].len and .flags set by
  * the caller; 1 <= len <= buf_size; a buffer with IVSHM_TRANSPORT_F_MORE
  * must be full). Reserved buffers beyond @p n, and a trailing chain that

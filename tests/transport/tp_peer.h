@@ -143,7 +143,13 @@ inline int run_peer(const PeerConfig &cfg, PeerShared *sh,
 		uint64_t seq = cfg.tx_seq0;
 		uint64_t end = cfg.tx_count ? cfg.tx_seq0 + cfg.tx_count : UINT64_MAX;
 		while (!stop.load(std::memory_order_relaxed) && seq < end) {
-			uint16_t r = ivshm_transport_tx_reserve(ch, 0, b, 32);
+			// Reserve only once the next packet fits whole.
+			uint32_t first = (pkt_len(cfg.salt, seq, cfg.max_len) + bs - 1) / bs;
+			uint32_t room = ivshm_transport_tx_room(ch, 0);
+			uint16_t r = 0;
+			if (room >= first)
+				r = ivshm_transport_tx_reserve(ch, 0, b,
+					(uint16_t)(room < 32 ? room : 32));
 			uint16_t used = 0;
 			uint64_t s0 = seq;
 			while (r && seq < end) {
