@@ -31,11 +31,12 @@
  *
  * Thread model:
  *  - Datapath: per queue, one thread at a time may call the tx functions
- *    (tx_burst, tx_reserve, tx_commit) and one thread at a time the rx
- *    functions (rx_burst, rx_peek, rx_release, rx_wait, rx_intr_*). Different
- *    queues and the two directions of a queue may run on different threads
- *    concurrently. Datapath functions never block (except rx_wait), never
- *    allocate and return counts, never negative values.
+ *    (tx_burst, tx_reserve, tx_commit, tx_room) and one thread at a time the
+ *    rx functions (rx_burst, rx_peek, rx_release, rx_count, rx_wait,
+ *    rx_intr_*). Different queues and the two directions of a queue may run
+ *    on different threads concurrently. Datapath functions never block
+ *    (except rx_wait), never allocate, and the bursts return counts, never
+ *    negative values (rx_intr_* return -ENOTSUP without a doorbell).
  *  - Control: ivshm_transport_housekeeping() and ivshm_transport_reset() run
  *    on one control thread (at most one thread at a time per channel; all
  *    channels of one endpoint on the same thread, since housekeeping also
