@@ -681,9 +681,14 @@ static int setup_geometry(struct ivshm_channel *ch, const struct geom *g,
 		/* We hold ALLOCATING: bump-allocate the area. */
 		for (;;) {
 			uint64_t cur = ivshm_load_relaxed(&ch->hdr->alloc_next);
-			uint64_t off = IVSHM_ALIGN_UP(cur, (uint64_t)IVSHM_TP_AREA_ALIGN);
+			uint64_t off = 0;
 
-			if (cur < IVSHM_TP_DATA_OFF || off > ch->size ||
+			/* cur is the peer's to write: bound it before rounding
+			 * up, or a value near 2^64 wraps to offset 0 and the
+			 * channel lands on the headers. */
+			if (cur >= IVSHM_TP_DATA_OFF && cur <= ch->size)
+				off = IVSHM_ALIGN_UP(cur, (uint64_t)IVSHM_TP_AREA_ALIGN);
+			if (off == 0 || off > ch->size ||
 			    g->mem_size > ch->size - off) {
 				ivshm_store_release(&e->geom_state,
 						    (uint32_t)IVSHM_TP_GEOM_NONE);

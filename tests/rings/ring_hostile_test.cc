@@ -286,13 +286,18 @@ TEST_P(RingHostilePeer, ReportsCorruptionAndStaysInBounds)
 		if (m == MAP_FAILED)
 			_exit(2);
 		scribble(static_cast<uint8_t *>(m) + ring_off, g.need,
-			 (uint32_t)getpid() * 2654435761u, seconds + 5, cs.role);
+			 (uint32_t)getpid() * 2654435761u, seconds + 40, cs.role);
 	}
 
 	Tally t;
 	uint32_t seed = 0x1234567u + (uint32_t)cs.role * 77 + cs.at_end;
-	double end = now_s() + seconds;
-	while (now_s() < end && !HasFatalFailure()) {
+	/* Run at least `seconds`; on a loaded machine the hostile process may
+	 * not have been scheduled yet, so go on (up to 30 s more) until both
+	 * a corruption report and some traffic were seen. */
+	double end = now_s() + seconds, hard_end = end + 30;
+	while (!HasFatalFailure() &&
+	       (now_s() < end ||
+		((t.eproto == 0 || t.moved == 0) && now_s() < hard_end))) {
 		for (int i = 0; i < 256 && !HasFatalFailure(); i++) {
 			if (cs.role == IVSHM_RING_CONSUMER)
 				consumer_step(g, &me, &seed, &t);

@@ -259,7 +259,7 @@ std::vector<std::string> qemu_args(const GuestOpts &o,
 				std::string("/bin/ivshm_peer") : peer[i];
 		cmd += (i ? "," : "") + s;
 	}
-	std::string append = "console=ttyS0 quiet panic=-1 ivshm_cmd=" + cmd;
+	std::string append = "console=ttyS0 quiet panic=-1 no_timer_check ivshm_cmd=" + cmd;
 	if (o.vfio)
 		append += " intel_iommu=on ivshm_vfio=1";
 	a.insert(a.end(), { "-append", append });
