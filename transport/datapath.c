@@ -109,10 +109,25 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 	for (i = 0; i < n && need <= ch->rs; i++) {
 		uint32_t len = pkts[i].len;
 
-		if (ivshm_likely(len != 0 && len <= bs))
+		if (ivshm_likely(len != 0 && len <= bs)) {
 			need++;
-		else if (len != 0 && len <= ch->max_pkt)
-			need += (len + bs - 1) / bs;
+		} else if (len != 0 && len <= ch->max_pkt) {
+			uint32_t segs = (len + bs - 1) / bs;
+
+			/* A chain leads: reserve only once it fits whole. A
+			 * reservation too short for it would be published as
+			 * discards, and a consumer freeing fewer slots at a
+			 * time than the chain needs would starve it. */
+			if (need == 0) {
+				int c = ivshm_ring_count(&t->ring);
+
+				if (c >= 0 && ch->rs - (uint32_t)c < segs) {
+					leave(&t->active);
+					return 0;
+				}
+			}
+			need += segs;
+		}
 	}
 	if (need > ch->rs)
 		need = ch->rs;
@@ -386,6 +401,27 @@ uint16_t ivshm_transport_tx_reserve(struct ivshm_channel *ch, uint16_t q,
 	t->resv_start = start;
 	/* The queue stays active until tx_commit(). */
 	return (uint16_t)got;
+}
+
+uint32_t ivshm_transport_tx_room(struct ivshm_channel *ch, uint16_t q)
+{
+	struct ivshm_tp_txq *t;
+	int c;
+
+	if (q >= ch->nq)
+		return 0;
+	t = &ch->txq[q];
+	if (t->resv_n)
+		return 0; /* a reservation is held: commit it first */
+	if (!enter(ch, &t->active))
+		return 0;
+	c = ivshm_ring_count(&t->ring);
+	leave(&t->active);
+	if (c < 0) {
+		ivshm_store_relaxed(&t->broken, 1u);
+		return 0;
+	}
+	return ch->rs - (uint32_t)c;
 }
 
 uint16_t ivshm_transport_tx_commit(struct ivshm_channel *ch, uint16_t q,

@@ -520,18 +520,12 @@ static double run_idle(void)
 
 /* ---- main ------------------------------------------------------------------ */
 
-static void *server_main(void *arg)
-{
-	ivshm_server_run(arg);
-	return NULL;
-}
-
 int main(int argc, char **argv)
 {
 	int reps = argc > 1 ? atoi(argv[1]) : 3;
 	struct ivshm_server_params sp = { 0 };
 	struct ivshm_server *srv = NULL;
-	pthread_t srv_thr;
+	pid_t srv_pid;
 	char shm_path[128], sock_path[128];
 	double m64[16], m1500[16], r50[16], r99[16], fl[16], i50[16], i99[16],
 		idle[16], b64[16], b1500[16], q64[16], q1500[16], a50[16], a99[16];
@@ -559,13 +553,26 @@ int main(int argc, char **argv)
 	sp.socket_path = sock_path;
 	sp.size = 64u << 20;
 	sp.vectors = 1;
-	ret = ivshm_server_create(&sp, &srv);
-	if (ret) {
-		fprintf(stderr, "server: %s\n", strerror(-ret));
-		unlink(shm_path);
+	/* The server runs in a process of its own: this one forks peers and
+	 * must hold no other thread when it does. */
+	srv_pid = fork();
+	if (srv_pid == 0) {
+		ret = ivshm_server_create(&sp, &srv);
+		if (ret) {
+			fprintf(stderr, "server: %s\n", strerror(-ret));
+			_exit(1);
+		}
+		ivshm_server_run(srv); /* until SIGKILL */
+		_exit(0);
+	}
+	for (int i = 0; i < 1000 && access(sock_path, F_OK) != 0; i++)
+		usleep(10000);
+	if (access(sock_path, F_OK) != 0) {
+		fprintf(stderr, "server did not start\n");
+		kill(srv_pid, SIGKILL);
+		waitpid(srv_pid, NULL, 0);
 		return 1;
 	}
-	pthread_create(&srv_thr, NULL, server_main, srv);
 	pin(0);
 
 	printf("%-4s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n", "rep",
@@ -574,27 +581,45 @@ int main(int argc, char **argv)
 	       "idle_%");
 	for (int r = 0; r < reps; r++) {
 		fl[r] = run_floor();
-		run_rtt(shm_desc, IVSHM_TRANSPORT_RX_POLL, 100000, &r50[r], &r99[r]);
+		r50[r] = r99[r] = 0;
+		if (!getenv("TPB_MPPS_ONLY"))
+			run_rtt(shm_desc, IVSHM_TRANSPORT_RX_POLL, 100000, &r50[r],
+				&r99[r]);
 		b64[r] = run_ring(64);
 		m64[r] = run_mpps(64);
 		b1500[r] = run_ring(1504);
 		m1500[r] = run_mpps(1500);
 		q64[r] = b64[r] > 0 ? m64[r] / b64[r] : 0;
 		q1500[r] = b1500[r] > 0 ? m1500[r] / b1500[r] : 0;
-		run_rtt(sock_desc, IVSHM_TRANSPORT_RX_INTR, 3000, &i50[r], &i99[r]);
-		run_rtt(sock_desc, IVSHM_TRANSPORT_RX_ADAPTIVE, 20000, &a50[r],
-			&a99[r]);
-		idle[r] = run_idle();
+		i50[r] = i99[r] = a50[r] = a99[r] = idle[r] = 0;
+		if (!getenv("TPB_MPPS_ONLY")) {
+			run_rtt(sock_desc, IVSHM_TRANSPORT_RX_INTR, 3000, &i50[r],
+				&i99[r]);
+			run_rtt(sock_desc, IVSHM_TRANSPORT_RX_ADAPTIVE, 20000,
+				&a50[r], &a99[r]);
+			idle[r] = run_idle();
+		}
 		printf("%-4d %8.2f %8.2f %8.2f %8.2f %8.3f %8.3f %8.3f %8.1f %8.1f %8.3f %8.3f %8.3f\n",
 		       r, b64[r], m64[r], b1500[r], m1500[r], fl[r], r50[r],
 		       r99[r], i50[r], i99[r], a50[r], a99[r], idle[r]);
 		fflush(stdout);
 	}
-	ivshm_server_stop(srv);
-	pthread_join(srv_thr, NULL);
-	ivshm_server_destroy(srv);
+	kill(srv_pid, SIGKILL);
+	waitpid(srv_pid, NULL, 0);
+	unlink(sock_path);
 	unlink(shm_path);
 
+	double best[4] = { 0, 0, 0, 0 };
+
+	for (int r = 0; r < reps; r++) {
+		best[0] = b64[r] > best[0] ? b64[r] : best[0];
+		best[1] = m64[r] > best[1] ? m64[r] : best[1];
+		best[2] = b1500[r] > best[2] ? b1500[r] : best[2];
+		best[3] = m1500[r] > best[3] ? m1500[r] : best[3];
+	}
+	/* On a shared machine the best run is the least disturbed one. */
+	printf("best of %d: ring_64 %.2f mpps_64 %.2f ring_1500 %.2f "
+	       "mpps_1500 %.2f\n", reps, best[0], best[1], best[2], best[3]);
 	double mf = median(fl, reps), mr50 = median(r50, reps);
 	printf("medians: floor %.3f us, busy rtt p50 %.3f us (%.2fx floor); "
 	       "transport/bare ring: %.2f at 64 B, %.2f at 1500 B\n", mf,

@@ -31,11 +31,12 @@
  *
  * Thread model:
  *  - Datapath: per queue, one thread at a time may call the tx functions
- *    (tx_burst, tx_reserve, tx_commit) and one thread at a time the rx
- *    functions (rx_burst, rx_peek, rx_release, rx_wait, rx_intr_*). Different
- *    queues and the two directions of a queue may run on different threads
- *    concurrently. Datapath functions never block (except rx_wait), never
- *    allocate and return counts, never negative values.
+ *    (tx_burst, tx_reserve, tx_commit, tx_room) and one thread at a time the
+ *    rx functions (rx_burst, rx_peek, rx_release, rx_count, rx_wait,
+ *    rx_intr_*). Different queues and the two directions of a queue may run
+ *    on different threads concurrently. Datapath functions never block
+ *    (except rx_wait), never allocate, and the bursts return counts, never
+ *    negative values (rx_intr_* return -ENOTSUP without a doorbell).
  *  - Control: ivshm_transport_housekeeping() and ivshm_transport_reset() run
  *    on one control thread (at most one thread at a time per channel; all
  *    channels of one endpoint on the same thread, since housekeeping also
@@ -297,6 +298,15 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 uint16_t ivshm_transport_tx_reserve(struct ivshm_channel *ch, uint16_t q,
 				    struct ivshm_transport_buf *bufs,
 				    uint16_t n);
+
+/**
+ * Free buffers in queue @p q's transmit ring (fresh from the peer's index;
+ * 0 when the link is down). A zero-copy sender of a chained packet checks
+ * it before tx_reserve(): reserved buffers it cannot fill become discarded
+ * slots, and a sender that keeps reserving fewer buffers than its chain
+ * needs would never get it through. Tx thread of the queue.
+ */
+uint32_t ivshm_transport_tx_room(struct ivshm_channel *ch, uint16_t q);
 
 /**
  * Publish the first @p n reserved buffers (bufs[i].len and .flags set by

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Description: the transport across real processes over each backend:
 // "shm:" (a plain file, polling with back-off) and "socket:" (the
-// project's ivshmem server run in-process, doorbells and peer events,
+// project's ivshmem server library in a child process, doorbells and peer events,
 // adaptive receive). Two forked peers exchange streams of numbered,
 // checksummed packets of random sizes 1..9000 in both directions; a peer
 // is SIGKILLed mid-stream and restarted; a hostile process scribbles random
 // bytes over the whole region while two peers run, then the channel is
 // reset and must carry intact streams again. Every wait has a deadline;
-// every child is killed if it overstays.
+// every child is killed if it overstays. The server runs in its own
+// process, so this one forks peers while it holds no other thread.
 #include <gtest/gtest.h>
 
 #include <errno.h>
@@ -55,12 +56,26 @@ protected:
 		} else {
 			path_ = "/tmp/ivshm-tp-sock-" + std::to_string(getpid()) +
 				"-" + std::to_string(rd());
-			ivshm_server_params sp{};
-			sp.socket_path = path_.c_str();
-			sp.size = kRegion;
-			sp.vectors = 2;
-			ASSERT_EQ(ivshm_server_create(&sp, &srv_), 0);
-			thr_ = std::thread([this] { ivshm_server_run(srv_); });
+			// The server runs in a process of its own: this process
+			// forks the peers and must hold no other thread then (a
+			// lock held by a thread at fork() stays held in the
+			// child forever; seen with ASan's allocator).
+			std::string path = path_;
+			srv_pid_ = tp::spawn([path] {
+				ivshm_server_params sp{};
+				ivshm_server *srv = nullptr;
+				sp.socket_path = path.c_str();
+				sp.size = kRegion;
+				sp.vectors = 2;
+				if (ivshm_server_create(&sp, &srv))
+					return 30;
+				ivshm_server_run(srv); // until SIGKILL
+				return 0;
+			});
+			ASSERT_GT(srv_pid_, 0);
+			ASSERT_TRUE(wait_for([&] {
+				return access(path_.c_str(), F_OK) == 0;
+			}, 10000)) << "server socket never appeared";
 			desc_ = "socket:" + path_;
 		}
 		sh_ = tp::map_shared(4);
@@ -72,13 +87,11 @@ protected:
 			kill(p, SIGKILL);
 			tp::reap(p, 5000);
 		}
-		if (srv_) {
-			ivshm_server_stop(srv_);
-			thr_.join();
-			ivshm_server_destroy(srv_);
-		} else {
-			unlink(path_.c_str());
+		if (srv_pid_ > 0) {
+			kill(srv_pid_, SIGKILL);
+			tp::reap(srv_pid_, 5000);
 		}
+		unlink(path_.c_str());
 		if (sh_)
 			munmap(sh_, 4 * sizeof(tp::PeerShared));
 	}
@@ -137,8 +150,7 @@ protected:
 	}
 
 	std::string kind_, path_, desc_;
-	ivshm_server *srv_ = nullptr;
-	std::thread thr_;
+	pid_t srv_pid_ = -1;
 	tp::PeerShared *sh_ = nullptr;
 	std::vector<pid_t> kids_;
 };

@@ -273,6 +273,50 @@ TEST_F(TransportShm, TxRejectsBadLengthsAndRxDropsTooLong)
 	EXPECT_EQ(sb.rx[0].packets, 0u);
 }
 
+TEST_F(TransportShm, JumboWaitsForRoomInsteadOfStarving)
+{
+	ivshm_endpoint *e1 = ep(), *e2 = ep();
+	ivshm_transport_params p = small_params(); // ring 64, 2048-byte buffers
+	ivshm_channel *a = open(e1, 8, &p), *b = open(e2, 8, &p);
+	ASSERT_TRUE(tp::wait_link(a, b, 3000));
+	std::vector<uint8_t> small(64), jumbo(9000), in(9728);
+	tp::fill_pkt(jumbo.data(), 1000, 9000); // 5 buffers
+	ivshm_transport_pkt sp = {small.data(), 64, 0};
+	ivshm_transport_pkt jp = {jumbo.data(), 9000, 0};
+	for (uint64_t i = 0; i < 64; i++) {
+		tp::fill_pkt(small.data(), i, 64);
+		ASSERT_EQ(ivshm_transport_tx_burst(a, 0, &sp, 1), 1);
+	}
+	EXPECT_EQ(ivshm_transport_tx_burst(a, 0, &sp, 1), 0); // full
+	EXPECT_EQ(ivshm_transport_tx_room(a, 0), 0u);
+	// The receiver frees one slot at a time: the jumbo frame must wait
+	// for five free slots, not fill the holes with discarded slots.
+	ivshm_transport_pkt rp = {in.data(), 9728, 0};
+	for (int i = 0; i < 4; i++) {
+		rp.len = 9728;
+		ASSERT_EQ(ivshm_transport_rx_burst(b, 0, &rp, 1), 1);
+		EXPECT_EQ(ivshm_transport_tx_burst(a, 0, &jp, 1), 0);
+	}
+	EXPECT_EQ(ivshm_transport_tx_room(a, 0), 4u);
+	rp.len = 9728;
+	ASSERT_EQ(ivshm_transport_rx_burst(b, 0, &rp, 1), 1);
+	EXPECT_EQ(ivshm_transport_tx_room(a, 0), 5u);
+	EXPECT_EQ(ivshm_transport_tx_burst(a, 0, &jp, 1), 1);
+	EXPECT_EQ(ivshm_transport_tx_room(a, 0), 0u);
+	for (uint64_t i = 5; i < 64; i++) {
+		rp.len = 9728;
+		ASSERT_EQ(ivshm_transport_rx_burst(b, 0, &rp, 1), 1);
+		ASSERT_TRUE(tp::check_pkt(in.data(), rp.len, i));
+	}
+	rp.len = 9728;
+	ASSERT_EQ(ivshm_transport_rx_burst(b, 0, &rp, 1), 1);
+	EXPECT_EQ(rp.len, 9000u);
+	EXPECT_TRUE(tp::check_pkt(in.data(), 9000, 1000));
+	ivshm_transport_stats sa;
+	ivshm_transport_stats_get(a, &sa);
+	EXPECT_EQ(sa.tx[0].segments, 64u + 5u);
+}
+
 TEST_F(TransportShm, ZeroCopyChainsRoundTrip)
 {
 	ivshm_endpoint *e1 = ep(), *e2 = ep();
