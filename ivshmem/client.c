@@ -149,8 +149,19 @@ static int add_peer_vector(struct ivshm_client *c, uint16_t id, int fd)
 	struct client_peer *p;
 	unsigned int pos;
 	bool found;
-	int ret = 0;
+	int ret = 0, fl;
 
+	/* notify() promises never to block, but the server chose this
+	 * descriptor: a hostile one may send a pipe nobody reads, whose write
+	 * would block notify() (and, through the read lock it holds, the
+	 * control thread). Non-blocking, a full doorbell returns EAGAIN,
+	 * which notify() treats as "wake-up pending". QEMU sets the same flag
+	 * on the eventfds it receives, so honest peers see no change. */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		close(fd);
+		return -EPROTO;
+	}
 	pthread_rwlock_wrlock(&c->lock);
 	pos = peer_pos(c, id, &found);
 	if (!found) {

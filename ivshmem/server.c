@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -54,6 +55,8 @@
 #define SERVER_EVENTS 64
 /* Bytes of unexpected client data discarded per event (fairness). */
 #define SERVER_DISCARD_MAX 65536
+/* Give freed heap back to the system after this much was freed. */
+#define SERVER_TRIM_BYTES (1u << 20)
 /* A client that sends more than this in all is flooding: drop it. */
 #define SERVER_JUNK_LIMIT (UINT64_C(1) << 20)
 
@@ -107,6 +110,7 @@ struct ivshm_server {
 	uint32_t next_id;
 	uint8_t id_used[IVSHM_PROTO_NUM_IDS / 8];
 
+	size_t freed;   /* bytes freed since the last malloc_trim() */
 	bool retry;
 	bool listen_paused;
 	int64_t listen_resume_ms;
@@ -283,6 +287,7 @@ static void peer_free(struct ivshm_server *srv, struct speer *p)
 	close(p->sock);
 	while (p->qlen)
 		queue_pop(p);
+	srv->freed += sizeof(*p) + (size_t)p->qcap * sizeof(*p->q);
 	free(p->q);
 	for (unsigned int i = 0; i < srv->vectors; i++)
 		evfd_put(p->vec[i]);
@@ -314,6 +319,13 @@ static void reap(struct ivshm_server *srv)
 			peer_flush(srv, o);
 		}
 		peer_free(srv, p);
+	}
+	/* A crowd of peers that came and went leaves its queues scattered
+	 * over the heap, which malloc keeps: the server would stay at its
+	 * peak size for ever. Hand whole free pages back now and then. */
+	if (srv->freed >= SERVER_TRIM_BYTES) {
+		malloc_trim(0);
+		srv->freed = 0;
 	}
 }
 

@@ -243,7 +243,7 @@ static void publish(struct ivshm_channel *ch)
 
 struct peer_view {
 	uint64_t tok, hb, boot;
-	uint32_t state, gen, ack, reset_req, pid, ep_id;
+	uint32_t state, gen, ack, reset_req, pid, ep_id, nvec;
 };
 
 static void read_peer(struct ivshm_channel *ch, struct peer_view *v)
@@ -258,6 +258,7 @@ static void read_peer(struct ivshm_channel *ch, struct peer_view *v)
 	v->reset_req = ivshm_load_relaxed(&s->reset_req);
 	v->pid = ivshm_load_relaxed(&s->pid);
 	v->ep_id = ivshm_load_relaxed(&s->ep_id);
+	v->nvec = ivshm_load_relaxed(&s->nvectors);
 	v->boot = ivshm_load_relaxed(&s->boot_hash);
 	v->hb = ivshm_load_relaxed(&s->heartbeat);
 }
@@ -407,12 +408,12 @@ static void link_up(struct ivshm_channel *ch)
 	signal_link(ch, 1);
 	/* Kick the peer's receivers: a queue that armed its doorbell on the
 	 * old rings would otherwise sleep until the next packet. */
-	if (ch->has_doorbell) {
+	if (ch->can_ring) {
 		uint32_t pe = ivshm_load_relaxed(&ch->peer_ep);
+		uint32_t nv = ivshm_load_relaxed(&ch->peer_nvec);
 
-		for (uint32_t q = 0; q < ch->nq && pe <= 0xffffu; q++)
-			(void)ivshm_endpoint_notify(ch->ep, (uint16_t)pe,
-						    ch->txq[q].vector);
+		for (uint32_t q = 0; q < ch->nq && pe <= 0xffffu && nv; q++)
+			(void)ivshm_endpoint_notify(ch->ep, (uint16_t)pe, q % nv);
 	}
 }
 
@@ -430,7 +431,7 @@ int ivshm_transport_reset(struct ivshm_channel *ch)
 int ivshm_transport_housekeeping(struct ivshm_channel *ch)
 {
 	struct peer_view v;
-	uint64_t now = now_ms();
+	uint64_t now = now_ms(), silence;
 	int ret = 0, peer_ok, broken = 0;
 
 	if (ch->has_peer_events) {
@@ -506,8 +507,15 @@ int ivshm_transport_housekeeping(struct ivshm_channel *ch)
 		ch->peer_reset_seen = v.reset_req;
 		ch->bad_peer_gen = 0;
 	}
+	/* Heartbeat silence means death after peer_timeout_ms, or ten times
+	 * that when the holder runs on our kernel and its pid is there (a
+	 * stalled process on a loaded host is not a dead one; a dead one's
+	 * pid vanishes at once). */
+	silence = now - ch->peer_hb_ms;
+	if (v.boot != 0 && v.boot == ch->boot_hash && v.pid != 0)
+		silence /= 10;
 	if (v.tok != 0 && v.tok != ch->dead_tok &&
-	    (now - ch->peer_hb_ms > ch->peer_timeout_ms ||
+	    (silence > ch->peer_timeout_ms ||
 	     holder_dead(ch, v.boot, v.pid, v.ep_id, ch->peer_present_seen))) {
 		ch->dead_tok = v.tok;
 		ch->dead_hb = v.hb;
@@ -519,6 +527,10 @@ int ivshm_transport_housekeeping(struct ivshm_channel *ch)
 		  v.state != IVSHM_TP_ABSENT;
 	if (peer_ok) {
 		ivshm_store_relaxed(&ch->peer_ep, v.ep_id);
+		/* The peer's vector count (validated): doorbells for queue q
+		 * go to its vector q % nvec; 0 = it cannot be woken. */
+		ivshm_store_relaxed(&ch->peer_nvec,
+				    v.nvec <= IVSHM_MAX_VECTORS ? v.nvec : 0u);
 		if (v.reset_req != ch->peer_reset_seen) {
 			ch->peer_reset_seen = v.reset_req;
 			if (!ch->need_reformat) {
@@ -669,9 +681,14 @@ static int setup_geometry(struct ivshm_channel *ch, const struct geom *g,
 		/* We hold ALLOCATING: bump-allocate the area. */
 		for (;;) {
 			uint64_t cur = ivshm_load_relaxed(&ch->hdr->alloc_next);
-			uint64_t off = IVSHM_ALIGN_UP(cur, (uint64_t)IVSHM_TP_AREA_ALIGN);
+			uint64_t off = 0;
 
-			if (cur < IVSHM_TP_DATA_OFF || off > ch->size ||
+			/* cur is the peer's to write: bound it before rounding
+			 * up, or a value near 2^64 wraps to offset 0 and the
+			 * channel lands on the headers. */
+			if (cur >= IVSHM_TP_DATA_OFF && cur <= ch->size)
+				off = IVSHM_ALIGN_UP(cur, (uint64_t)IVSHM_TP_AREA_ALIGN);
+			if (off == 0 || off > ch->size ||
 			    g->mem_size > ch->size - off) {
 				ivshm_store_release(&e->geom_state,
 						    (uint32_t)IVSHM_TP_GEOM_NONE);
@@ -752,15 +769,16 @@ int ivshm_transport_open(struct ivshm_endpoint *ep, uint32_t channel_id,
 	ch->ep_id = id >= 0 ? (uint32_t)id : IVSHM_TP_NO_EP;
 	ch->peer_ep = IVSHM_TP_NO_EP;
 	caps = ivshm_endpoint_caps(ep);
-	ch->has_doorbell = (caps & IVSHM_EP_CAP_DOORBELL) &&
-			   (caps & IVSHM_EP_CAP_INTERRUPT) &&
+	/* Ringing the peer needs only a doorbell; sleeping needs interrupts
+	 * of our own (a guest without UIO/VFIO can ring but not sleep). */
+	ch->can_ring = !!(caps & IVSHM_EP_CAP_DOORBELL);
+	ch->has_doorbell = (caps & IVSHM_EP_CAP_INTERRUPT) &&
 			   ivshm_endpoint_nvectors(ep) > 0;
 	ch->has_peer_events = !!(caps & IVSHM_EP_CAP_PEER_EVENTS);
 	ch->nvec = ch->has_doorbell ? ivshm_endpoint_nvectors(ep) : 0;
 	for (uint32_t q = 0; q < IVSHM_TRANSPORT_MAX_QUEUES; q++) {
 		ch->rxq[q].fd = -1;
 		if (ch->has_doorbell) {
-			ch->txq[q].vector = q % ch->nvec;
 			ch->rxq[q].fd = ivshm_endpoint_vector_fd(ep, q % ch->nvec);
 			if (ch->rxq[q].fd < 0)
 				ch->has_doorbell = 0;

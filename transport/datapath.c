@@ -66,15 +66,17 @@ static inline void set_desc(const struct ivshm_ring *r, uint32_t idx,
 	d->flags = flags;
 }
 
-static inline void doorbell(struct ivshm_channel *ch, struct ivshm_tp_txq *t)
+static inline void doorbell(struct ivshm_channel *ch, struct ivshm_tp_txq *t,
+			    uint16_t q)
 {
-	uint32_t pe;
+	uint32_t pe, nv;
 
-	if (!ch->has_doorbell || !ivshm_ring_needs_wake(&t->ring))
+	if (!ch->can_ring || !ivshm_ring_needs_wake(&t->ring))
 		return;
 	pe = ivshm_load_relaxed(&ch->peer_ep);
-	if (pe <= 0xffffu &&
-	    ivshm_endpoint_notify(ch->ep, (uint16_t)pe, t->vector) == 0)
+	nv = ivshm_load_relaxed(&ch->peer_nvec);
+	if (pe <= 0xffffu && nv &&
+	    ivshm_endpoint_notify(ch->ep, (uint16_t)pe, q % nv) == 0)
 		STAT_ADD(t->st.doorbells, 1);
 }
 
@@ -170,7 +172,7 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 		for (; used < (uint32_t)got; used++)
 			set_desc(&t->ring, start + used, 0, IVSHM_TP_D_DISCARD);
 		(void)ivshm_ring_commit(&t->ring, (uint32_t)got);
-		doorbell(ch, t);
+		doorbell(ch, t, q);
 		STAT_ADD(t->st.segments, segs_used);
 	}
 	STAT_ADD(t->st.packets, npk);
@@ -292,8 +294,25 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 		__builtin_prefetch(rx_buf(ch, r, start + k));
 	while (np < n && i < (uint32_t)avail) {
 		uint32_t next = i, last = 0, cap = pkts[np].len, total;
-		int segs = parse_pkt(ch, r, start, i, (uint32_t)avail, &next,
-				     &last);
+		struct ivshm_tp_desc d;
+		int segs;
+
+		/* Fast path: a packet in one buffer (read once, checked). */
+		memcpy(&d, desc(&r->ring, start + i), sizeof(d));
+		if (ivshm_likely(d.flags == 0 && d.len - 1u < ch->bs)) {
+			i++;
+			if (ivshm_unlikely(d.len > cap)) {
+				drops++;
+				continue;
+			}
+			memcpy(pkts[np].data, rx_buf(ch, r, start + i - 1), d.len);
+			pkts[np].len = d.len;
+			np++;
+			bytes += d.len;
+			segs_total++;
+			continue;
+		}
+		segs = parse_pkt(ch, r, start, i, (uint32_t)avail, &next, &last);
 
 		if (segs == -2)
 			break;
@@ -427,7 +446,7 @@ uint16_t ivshm_transport_tx_commit(struct ivshm_channel *ch, uint16_t q,
 		set_desc(&t->ring, t->resv_start + i, 0, IVSHM_TP_D_DISCARD);
 	(void)ivshm_ring_commit(&t->ring, t->resv_n);
 	t->resv_n = 0;
-	doorbell(ch, t);
+	doorbell(ch, t, q);
 	STAT_ADD(t->st.packets, npk);
 	STAT_ADD(t->st.bytes, bytes);
 	STAT_ADD(t->st.segments, pub);

@@ -12,7 +12,8 @@
  *    bytes over "shm:" (busy poll), rate seen by the receiver;
  *  - rtt: one 64-byte packet bounced, busy poll on both sides;
  *  - irq rtt: the same in interrupt mode over "socket:" with the project's
- *    server run in this process (doorbells are eventfds);
+ *    server run in this process (doorbells are eventfds); adp rtt: the
+ *    same in adaptive mode (spin 50 us, then sleep);
  *  - idle: CPU used by a receiver in interrupt mode with no traffic
  *    (getrusage of the whole receiving process, housekeeping included);
  *  - baseline: a bare rings/ SPSC ring copying 64- and 1504-byte elements
@@ -533,7 +534,7 @@ int main(int argc, char **argv)
 	pthread_t srv_thr;
 	char shm_path[128], sock_path[128];
 	double m64[16], m1500[16], r50[16], r99[16], fl[16], i50[16], i99[16],
-		idle[16], b64[16], b1500[16], q64[16], q1500[16];
+		idle[16], b64[16], b1500[16], q64[16], q1500[16], a50[16], a99[16];
 	int ret;
 
 	if (argc > 2)
@@ -567,9 +568,10 @@ int main(int argc, char **argv)
 	pthread_create(&srv_thr, NULL, server_main, srv);
 	pin(0);
 
-	printf("%-4s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n", "rep",
+	printf("%-4s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n", "rep",
 	       "ring_64", "mpps_64", "ring1500", "mpps1500", "floor_us",
-	       "rtt_p50", "rtt_p99", "irq_p50", "irq_p99", "idle_%", "");
+	       "rtt_p50", "rtt_p99", "irq_p50", "irq_p99", "adp_p50", "adp_p99",
+	       "idle_%");
 	for (int r = 0; r < reps; r++) {
 		fl[r] = run_floor();
 		run_rtt(shm_desc, IVSHM_TRANSPORT_RX_POLL, 100000, &r50[r], &r99[r]);
@@ -580,10 +582,12 @@ int main(int argc, char **argv)
 		q64[r] = b64[r] > 0 ? m64[r] / b64[r] : 0;
 		q1500[r] = b1500[r] > 0 ? m1500[r] / b1500[r] : 0;
 		run_rtt(sock_desc, IVSHM_TRANSPORT_RX_INTR, 3000, &i50[r], &i99[r]);
+		run_rtt(sock_desc, IVSHM_TRANSPORT_RX_ADAPTIVE, 20000, &a50[r],
+			&a99[r]);
 		idle[r] = run_idle();
-		printf("%-4d %8.2f %8.2f %8.2f %8.2f %8.3f %8.3f %8.3f %8.1f %8.1f %8.3f\n",
+		printf("%-4d %8.2f %8.2f %8.2f %8.2f %8.3f %8.3f %8.3f %8.1f %8.1f %8.3f %8.3f %8.3f\n",
 		       r, b64[r], m64[r], b1500[r], m1500[r], fl[r], r50[r],
-		       r99[r], i50[r], i99[r], idle[r]);
+		       r99[r], i50[r], i99[r], a50[r], a99[r], idle[r]);
 		fflush(stdout);
 	}
 	ivshm_server_stop(srv);
