@@ -97,7 +97,7 @@ guest() {
 		-kernel "$KERNEL" -initrd "$INITRD" \
 		-chardev socket,path="$SOCK",id=ivs \
 		-device ivshmem-doorbell,chardev=ivs,vectors=1 \
-		-append "console=ttyS0 quiet panic=-1 ivshm_cmd=$cmd" </dev/null >"$RUN/$name" 2>&1 &
+		-append "console=ttyS0 quiet panic=-1 no_timer_check ivshm_cmd=$cmd" </dev/null >"$RUN/$name" 2>&1 &
 	PIDS="$PIDS $!"
 	GUESTS="$GUESTS $!"
 }

@@ -42,6 +42,8 @@ static void usage(FILE *f)
 "                     tap device through ivshm-fwd): status ok once all is sent\n"
 "  --rate PPS         gen: at most PPS packets per second\n"
 "  --seed N           random sizes seed\n"
+"  --peer-timeout MS  heartbeat silence that means the peer (or a side's\n"
+"                     holder, when opening) is dead (default 3000)\n"
 "  -v, -q             more / less on stderr\n"
 "Last line on stdout: IVSHM_TRAFFIC role=.. status=ok|fail key=value...\n"
 "Exit status: 0 ok, 1 failed check or peer problem, 2 bad arguments.\n");
@@ -115,7 +117,7 @@ static int parse_size(const char *s, struct tr_opts *o)
 enum {
 	OPT_EP = 256, OPT_CHANNEL, OPT_SIZE, OPT_COUNT, OPT_DURATION, OPT_MODE,
 	OPT_BURST, OPT_WINDOW, OPT_TIMEOUT, OPT_INTERVAL, OPT_QUEUES, OPT_RING,
-	OPT_BUF, OPT_MAXPKT, OPT_NOVERIFY, OPT_SEED, OPT_NOACK, OPT_RATE,
+	OPT_BUF, OPT_MAXPKT, OPT_NOVERIFY, OPT_SEED, OPT_NOACK, OPT_RATE, OPT_PEERTMO,
 };
 
 int main(int argc, char **argv)
@@ -138,6 +140,7 @@ int main(int argc, char **argv)
 		{ "no-verify", no_argument, NULL, OPT_NOVERIFY },
 		{ "no-ack", no_argument, NULL, OPT_NOACK },
 		{ "rate", required_argument, NULL, OPT_RATE },
+		{ "peer-timeout", required_argument, NULL, OPT_PEERTMO },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -153,6 +156,13 @@ int main(int argc, char **argv)
 	o.window = 1;
 	o.verify_payload = 1;
 	o.tp.rx_mode = IVSHM_TRANSPORT_RX_ADAPTIVE;
+	/*
+	 * The transport's 1 s default is short for guests under TCG on a busy
+	 * host: a holder that misses its heartbeats that long while we open
+	 * the channel is judged dead and loses its side. 3 s, as net_ivshmem.
+	 */
+	o.tp.peer_timeout_ms = 3000;
+	o.tp.open_timeout_ms = 3000;
 
 	if (argc < 2) {
 		usage(stderr);
@@ -254,6 +264,12 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NOACK:
 			o.no_ack = 1;
+			break;
+		case OPT_PEERTMO:
+			if (parse_u64(optarg, 10, 3600000, &v))
+				what = "--peer-timeout";
+			o.tp.peer_timeout_ms = (uint32_t)v;
+			o.tp.open_timeout_ms = (uint32_t)v;
 			break;
 		case OPT_RATE:
 			if (parse_double(optarg, 1, 1e9, &o.rate))
