@@ -206,6 +206,8 @@ struct tr {
 	/* gen / ping */
 	int ack_seen;
 	struct tr_ack ack;
+	/* sink: one-way latency (ns) */
+	uint64_t lat_min, lat_max, lat_sum, lat_n;
 	/* sink: Ethernet addresses of the first DATA frame (MAC rewrites) */
 	uint8_t first_dst[6], first_src[6];
 	/* ping */
@@ -595,6 +597,16 @@ static int run_rx(struct tr *t)
 			t->bytes += pk[i].len;
 			t->t_last = now;
 			account_seq(t, h.seq);
+			if (o->one_way && now >= h.ts_ns) {
+				uint64_t l = now - h.ts_ns;
+
+				if (t->lat_n == 0 || l < t->lat_min)
+					t->lat_min = l;
+				if (l > t->lat_max)
+					t->lat_max = l;
+				t->lat_sum += l;
+				t->lat_n++;
+			}
 		}
 		if (echo) {
 			/* Everything goes back, END included, in order. */
@@ -648,6 +660,12 @@ static int run_rx(struct tr *t)
 	}
 	if (o->count && t->pkts != o->count)
 		ok = 0;
+	if (o->one_way)
+		printf("IVSHM_TRAFFIC_LATENCY channel=%u samples=%" PRIu64
+		       " lat_min_us=%.2f lat_avg_us=%.2f lat_max_us=%.2f\n",
+		       o->channel, t->lat_n, (double)t->lat_min / 1e3,
+		       t->lat_n ? (double)t->lat_sum / (double)t->lat_n / 1e3 : 0.0,
+		       (double)t->lat_max / 1e3);
 	print_rates(t, rates, sizeof(rates));
 	printf("IVSHM_TRAFFIC role=%s status=%s channel=%u %s expected=%" PRIu64
 	       " lost=%" PRIu64 " reordered=%" PRIu64 " corrupt=%" PRIu64

@@ -207,6 +207,23 @@ TEST_F(Traffic, SocketPingEchoInterrupts)
 	ping_echo(ep, 2000, { "--mode", "intr" }, { "--mode", "intr" });
 }
 
+// Same host, same clock: the sink reports one-way latency from the
+// generator's time stamps, one sample per packet.
+TEST_F(Traffic, ShmOneWayLatency)
+{
+	size_t s = ps_.spawn("sink", tool("sink", shm_ep(), { "--one-way" }));
+	size_t g = ps_.spawn("gen", tool("gen", shm_ep(), { "--count", "10000", "--rate", "200000" }));
+	std::string lg = finish(g), ls = finish(s);
+	check_pair(g, s, lg, ls);
+	std::string ll = iv::result_line(ps_.output(s), "IVSHM_TRAFFIC_LATENCY");
+	EXPECT_EQ(field(ll, "samples"), 10000) << ll;
+	double mn = std::stod(sfield(ll, "lat_min_us")), av = std::stod(sfield(ll, "lat_avg_us")),
+	       mx = std::stod(sfield(ll, "lat_max_us"));
+	EXPECT_GT(mn, 0.0) << ll;
+	EXPECT_LE(mn, av) << ll;
+	EXPECT_LE(av, mx) << ll;
+}
+
 TEST_F(Traffic, NoPeerFailsWithinTimeout)
 {
 	int64_t t0 = iv::now_ms();
