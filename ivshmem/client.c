@@ -35,6 +35,8 @@
 /* After the first own vector, how long to wait for the next one before
  * deciding the server has sent them all (they are sent back to back). */
 #define CLIENT_VECTOR_GRACE_MS 20
+/* ... and while a known peer has fewer vectors than we do. */
+#define CLIENT_PEER_GRACE_MS 1000
 /* Messages handled per ivshm_client_process() call, for fairness. */
 #define CLIENT_BATCH 1024
 
@@ -147,8 +149,19 @@ static int add_peer_vector(struct ivshm_client *c, uint16_t id, int fd)
 	struct client_peer *p;
 	unsigned int pos;
 	bool found;
-	int ret = 0;
+	int ret = 0, fl;
 
+	/* notify() promises never to block, but the server chose this
+	 * descriptor: a hostile one may send a pipe nobody reads, whose write
+	 * would block notify() (and, through the read lock it holds, the
+	 * control thread). Non-blocking, a full doorbell returns EAGAIN,
+	 * which notify() treats as "wake-up pending". QEMU sets the same flag
+	 * on the eventfds it receives, so honest peers see no change. */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		close(fd);
+		return -EPROTO;
+	}
 	pthread_rwlock_wrlock(&c->lock);
 	pos = peer_pos(c, id, &found);
 	if (!found) {
@@ -266,6 +279,14 @@ static void disconnect(struct ivshm_client *c, int err)
 	ivshm_store_relaxed(&c->connected, 0);
 }
 
+static bool peers_incomplete(const struct ivshm_client *c)
+{
+	for (unsigned int i = 0; i < c->npeers; i++)
+		if (c->peers[i].nvec < c->nvec)
+			return true;
+	return false;
+}
+
 /* Receive one set-up message, waiting until @p deadline. */
 static int setup_recv(struct ivshm_client *c, int64_t deadline, int64_t *v,
 		      int *fd)
@@ -368,14 +389,20 @@ static int setup(struct ivshm_client *c, int64_t deadline, int no_map)
 		}
 		if (ret != -EAGAIN)
 			return ret;
-		if (c->own_seen && !c->last_was_own)
-			return 0;
 		{
 			struct pollfd pfd = { .fd = c->sock, .events = POLLIN };
-			int wait = left_ms(deadline);
+			int wait = left_ms(deadline), grace = -1;
 
-			if (c->own_seen && (wait < 0 || wait > CLIENT_VECTOR_GRACE_MS))
-				wait = CLIENT_VECTOR_GRACE_MS;
+			/* Every peer has as many vectors as we do: a peer
+			 * with fewer is still being announced. */
+			if (c->own_seen && peers_incomplete(c))
+				grace = CLIENT_PEER_GRACE_MS;
+			else if (c->own_seen && c->last_was_own)
+				grace = CLIENT_VECTOR_GRACE_MS;
+			else if (c->own_seen)
+				return 0;
+			if (grace >= 0 && (wait < 0 || wait > grace))
+				wait = grace;
 			ret = poll(&pfd, 1, wait);
 			if (ret < 0 && errno != EINTR)
 				return -errno;

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -54,6 +55,8 @@
 #define SERVER_EVENTS 64
 /* Bytes of unexpected client data discarded per event (fairness). */
 #define SERVER_DISCARD_MAX 65536
+/* Give freed heap back to the system after this much was freed. */
+#define SERVER_TRIM_BYTES (1u << 20)
 /* A client that sends more than this in all is flooding: drop it. */
 #define SERVER_JUNK_LIMIT (UINT64_C(1) << 20)
 
@@ -107,6 +110,7 @@ struct ivshm_server {
 	uint32_t next_id;
 	uint8_t id_used[IVSHM_PROTO_NUM_IDS / 8];
 
+	size_t freed;   /* bytes freed since the last malloc_trim() */
 	bool retry;
 	bool listen_paused;
 	int64_t listen_resume_ms;
@@ -283,6 +287,7 @@ static void peer_free(struct ivshm_server *srv, struct speer *p)
 	close(p->sock);
 	while (p->qlen)
 		queue_pop(p);
+	srv->freed += sizeof(*p) + (size_t)p->qcap * sizeof(*p->q);
 	free(p->q);
 	for (unsigned int i = 0; i < srv->vectors; i++)
 		evfd_put(p->vec[i]);
@@ -314,6 +319,13 @@ static void reap(struct ivshm_server *srv)
 			peer_flush(srv, o);
 		}
 		peer_free(srv, p);
+	}
+	/* A crowd of peers that came and went leaves its queues scattered
+	 * over the heap, which malloc keeps: the server would stay at its
+	 * peak size for ever. Hand whole free pages back now and then. */
+	if (srv->freed >= SERVER_TRIM_BYTES) {
+		malloc_trim(0);
+		srv->freed = 0;
 	}
 }
 
@@ -864,13 +876,24 @@ static int check_socket_path(struct ivshm_server *srv, const char *path)
 	return ret;
 }
 
+/*
+ * Bind, set mode and group, listen, and only then make the socket appear
+ * under its name (rename is atomic): nobody ever sees it with the wrong
+ * permissions, and QEMU, which does not retry, never finds a socket that
+ * is not listening yet. When the temporary name would not fit in
+ * sun_path, bind the final name directly (listen first, then chmod).
+ */
 static int open_socket(struct ivshm_server *srv,
 		       const struct ivshm_server_params *p)
 {
 	const char *path = p->socket_path;
+	char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *bound;
 	struct sockaddr_un sa;
 	struct stat st;
-	int ret;
+	uint32_t rnd = 0;
+	char *copy;
+	int ret, n;
 
 	ret = check_socket_path(srv, path);
 	if (ret)
@@ -881,38 +904,62 @@ static int open_socket(struct ivshm_server *srv,
 		slog(srv, LOG_ERR, "socket: %s", strerror(-ret));
 		return ret;
 	}
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+		rnd = (uint32_t)now_ms();
+	n = snprintf(tmp, sizeof(tmp), "%s/.ivshm-%d-%08x", dirname(copy),
+		     (int)getpid(), rnd);
+	free(copy);
+	bound = (n > 0 && (size_t)n < sizeof(tmp)) ? tmp : path;
+
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, path, strlen(path));
+	memcpy(sa.sun_path, bound, strlen(bound));
 	if (bind(srv->lsock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		ret = -errno;
-		slog(srv, LOG_ERR, "bind %s: %s", path, strerror(-ret));
+		slog(srv, LOG_ERR, "bind %s: %s", bound, strerror(-ret));
 		return ret;
 	}
-	if (stat(path, &st) == 0) {
+	if (bound == path && listen(srv->lsock, SOMAXCONN) < 0)
+		goto err_errno;
+	if (p->socket_mode && chmod(bound, p->socket_mode & 07777) < 0) {
+		ret = -errno;
+		slog(srv, LOG_ERR, "chmod %s %o: %s", path, p->socket_mode,
+		     strerror(-ret));
+		goto err_unlink;
+	}
+	if ((p->flags & IVSHM_SERVER_F_GROUP) &&
+	    chown(bound, (uid_t)-1, (gid_t)p->socket_gid) < 0) {
+		ret = -errno;
+		slog(srv, LOG_ERR, "chown %s to group %u: %s", path, p->socket_gid,
+		     strerror(-ret));
+		goto err_unlink;
+	}
+	if (bound != path) {
+		if (listen(srv->lsock, SOMAXCONN) < 0)
+			goto err_errno;
+		if (rename(bound, path) < 0) {
+			ret = -errno;
+			slog(srv, LOG_ERR, "rename %s to %s: %s", bound, path,
+			     strerror(-ret));
+			goto err_unlink;
+		}
+	}
+	if (lstat(path, &st) == 0) {
 		srv->sock_dev = st.st_dev;
 		srv->sock_ino = st.st_ino;
 		srv->sock_bound = true;
 	}
-	if (p->socket_mode && chmod(path, p->socket_mode & 07777) < 0) {
-		ret = -errno;
-		slog(srv, LOG_ERR, "chmod %s %o: %s", path, p->socket_mode,
-		     strerror(-ret));
-		return ret;
-	}
-	if ((p->flags & IVSHM_SERVER_F_GROUP) &&
-	    chown(path, (uid_t)-1, (gid_t)p->socket_gid) < 0) {
-		ret = -errno;
-		slog(srv, LOG_ERR, "chown %s to group %u: %s", path, p->socket_gid,
-		     strerror(-ret));
-		return ret;
-	}
-	if (listen(srv->lsock, SOMAXCONN) < 0) {
-		ret = -errno;
-		slog(srv, LOG_ERR, "listen %s: %s", path, strerror(-ret));
-		return ret;
-	}
 	return 0;
+
+err_errno:
+	ret = -errno;
+	slog(srv, LOG_ERR, "listen %s: %s", path, strerror(-ret));
+err_unlink:
+	unlink(bound);
+	return ret;
 }
 
 int ivshm_server_create(const struct ivshm_server_params *p,

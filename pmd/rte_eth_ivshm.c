@@ -1401,8 +1401,11 @@ rte_pmd_ivshm_remove(struct rte_vdev_device *vdev)
 		return 0; /* already closed */
 	if (rte_eal_process_type() != RTE_PROC_PRIMARY)
 		return rte_eth_dev_release_port(dev);
-	eth_ivshm_close(dev);
-	return rte_eth_dev_release_port(dev);
+	/* ethdev refuses to close a started port. */
+	if (dev->data->dev_started)
+		rte_eth_dev_stop(dev->data->port_id);
+	/* Closes (eth_ivshm_close) and releases the port. */
+	return rte_eth_dev_close(dev->data->port_id);
 }
 
 static struct rte_vdev_driver pmd_ivshm_drv = {

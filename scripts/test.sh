@@ -5,6 +5,8 @@
 #   scripts/test.sh                 everything
 #   IVSHM_SUITES="unit qemu" scripts/test.sh   only these suites (release build)
 #   IVSHM_SANITIZERS=0 scripts/test.sh          skip the sanitizer builds
+#   IVSHM_FUZZ=0 scripts/test.sh                skip the fuzz stage
+#   IVSHM_FUZZ_SECONDS=60 scripts/test.sh       run each fuzz target longer
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -73,6 +75,23 @@ if [ "$SANITIZERS" = 1 ]; then
 	if CC=clang CXX=clang++ configure $B -Dbuildtype=debug -Db_sanitize=thread \
 		-Db_lundef=false -Ddpdk=disabled; then
 		run $B concurrency
+	else
+		BUILD_FAIL=$((BUILD_FAIL + 1))
+	fi
+fi
+
+# Fuzz stage: libFuzzer targets (tests/fuzz/) in their own clang build with
+# ASan+UBSan; the libraries get -fsanitize=fuzzer-no-link (coverage only),
+# the targets -fsanitize=fuzzer. Each runs IVSHM_FUZZ_SECONDS (default 20)
+# as a test of suite fuzz. Runs with the sanitizer builds.
+if [ "$SANITIZERS" = 1 ] && [ "${IVSHM_FUZZ:-1}" = 1 ]; then
+	B=build-out/fuzz
+	if CC=clang CXX=clang++ configure $B -Dbuildtype=debug \
+		-Db_sanitize=address,undefined -Db_lundef=false -Ddpdk=disabled \
+		-Dtests=disabled -Dfuzz=true \
+		"-Dc_args=-fsanitize=fuzzer-no-link -fno-sanitize-recover=all" \
+		"-Dcpp_args=-fsanitize=fuzzer-no-link -fno-sanitize-recover=all"; then
+		JOBS=1 run $B fuzz
 	else
 		BUILD_FAIL=$((BUILD_FAIL + 1))
 	fi

@@ -82,7 +82,7 @@ static uint64_t boot_hash(void)
 /* ---- geometry ---------------------------------------------------------- */
 
 struct geom {
-	uint32_t nq, rs, bs, max_pkt;
+	uint32_t nq, rs, bs, max_pkt, stride;
 	uint64_t ring_stride, bufs_off, mem_size;
 };
 
@@ -121,7 +121,11 @@ static int params_geom(const struct ivshm_transport_params *p, struct geom *g)
 	g->ring_stride = IVSHM_ALIGN_UP((uint64_t)rm, (uint64_t)IVSHM_TP_RING_ALIGN);
 	g->bufs_off = IVSHM_ALIGN_UP(2u * g->nq * g->ring_stride,
 				     (uint64_t)IVSHM_TP_AREA_ALIGN);
-	g->mem_size = IVSHM_ALIGN_UP(g->bufs_off + 2ull * g->nq * g->rs * g->bs,
+	/* An odd number of cache lines between buffers: with a power-of-two
+	 * stride every buffer's first line would fall in the same few cache
+	 * sets and evict each other. */
+	g->stride = (g->bs / 64u) % 2u ? g->bs : g->bs + 64u;
+	g->mem_size = IVSHM_ALIGN_UP(g->bufs_off + 2ull * g->nq * g->rs * g->stride,
 				     (uint64_t)IVSHM_TP_AREA_ALIGN);
 	return 0;
 }
@@ -239,7 +243,7 @@ static void publish(struct ivshm_channel *ch)
 
 struct peer_view {
 	uint64_t tok, hb, boot;
-	uint32_t state, gen, ack, reset_req, pid, ep_id;
+	uint32_t state, gen, ack, reset_req, pid, ep_id, nvec;
 };
 
 static void read_peer(struct ivshm_channel *ch, struct peer_view *v)
@@ -254,6 +258,7 @@ static void read_peer(struct ivshm_channel *ch, struct peer_view *v)
 	v->reset_req = ivshm_load_relaxed(&s->reset_req);
 	v->pid = ivshm_load_relaxed(&s->pid);
 	v->ep_id = ivshm_load_relaxed(&s->ep_id);
+	v->nvec = ivshm_load_relaxed(&s->nvectors);
 	v->boot = ivshm_load_relaxed(&s->boot_hash);
 	v->hb = ivshm_load_relaxed(&s->heartbeat);
 }
@@ -305,7 +310,7 @@ static uint8_t *ring_mem(struct ivshm_channel *ch, uint32_t dir, uint32_t q)
 static uint8_t *buf_mem(struct ivshm_channel *ch, uint32_t dir, uint32_t q)
 {
 	return ch->base + ch->mem_off + ch->bufs_off +
-	       (uint64_t)(dir * ch->nq + q) * ch->rs * ch->bs;
+	       (uint64_t)(dir * ch->nq + q) * ch->rs * ch->stride;
 }
 
 /* Format and attach own tx rings (dir = own side). Queues quiescent. */
@@ -403,12 +408,12 @@ static void link_up(struct ivshm_channel *ch)
 	signal_link(ch, 1);
 	/* Kick the peer's receivers: a queue that armed its doorbell on the
 	 * old rings would otherwise sleep until the next packet. */
-	if (ch->has_doorbell) {
+	if (ch->can_ring) {
 		uint32_t pe = ivshm_load_relaxed(&ch->peer_ep);
+		uint32_t nv = ivshm_load_relaxed(&ch->peer_nvec);
 
-		for (uint32_t q = 0; q < ch->nq && pe <= 0xffffu; q++)
-			(void)ivshm_endpoint_notify(ch->ep, (uint16_t)pe,
-						    ch->txq[q].vector);
+		for (uint32_t q = 0; q < ch->nq && pe <= 0xffffu && nv; q++)
+			(void)ivshm_endpoint_notify(ch->ep, (uint16_t)pe, q % nv);
 	}
 }
 
@@ -426,7 +431,7 @@ int ivshm_transport_reset(struct ivshm_channel *ch)
 int ivshm_transport_housekeeping(struct ivshm_channel *ch)
 {
 	struct peer_view v;
-	uint64_t now = now_ms();
+	uint64_t now = now_ms(), silence;
 	int ret = 0, peer_ok, broken = 0;
 
 	if (ch->has_peer_events) {
@@ -502,8 +507,15 @@ int ivshm_transport_housekeeping(struct ivshm_channel *ch)
 		ch->peer_reset_seen = v.reset_req;
 		ch->bad_peer_gen = 0;
 	}
+	/* Heartbeat silence means death after peer_timeout_ms, or ten times
+	 * that when the holder runs on our kernel and its pid is there (a
+	 * stalled process on a loaded host is not a dead one; a dead one's
+	 * pid vanishes at once). */
+	silence = now - ch->peer_hb_ms;
+	if (v.boot != 0 && v.boot == ch->boot_hash && v.pid != 0)
+		silence /= 10;
 	if (v.tok != 0 && v.tok != ch->dead_tok &&
-	    (now - ch->peer_hb_ms > ch->peer_timeout_ms ||
+	    (silence > ch->peer_timeout_ms ||
 	     holder_dead(ch, v.boot, v.pid, v.ep_id, ch->peer_present_seen))) {
 		ch->dead_tok = v.tok;
 		ch->dead_hb = v.hb;
@@ -515,6 +527,10 @@ int ivshm_transport_housekeeping(struct ivshm_channel *ch)
 		  v.state != IVSHM_TP_ABSENT;
 	if (peer_ok) {
 		ivshm_store_relaxed(&ch->peer_ep, v.ep_id);
+		/* The peer's vector count (validated): doorbells for queue q
+		 * go to its vector q % nvec; 0 = it cannot be woken. */
+		ivshm_store_relaxed(&ch->peer_nvec,
+				    v.nvec <= IVSHM_MAX_VECTORS ? v.nvec : 0u);
 		if (v.reset_req != ch->peer_reset_seen) {
 			ch->peer_reset_seen = v.reset_req;
 			if (!ch->need_reformat) {
@@ -665,9 +681,14 @@ static int setup_geometry(struct ivshm_channel *ch, const struct geom *g,
 		/* We hold ALLOCATING: bump-allocate the area. */
 		for (;;) {
 			uint64_t cur = ivshm_load_relaxed(&ch->hdr->alloc_next);
-			uint64_t off = IVSHM_ALIGN_UP(cur, (uint64_t)IVSHM_TP_AREA_ALIGN);
+			uint64_t off = 0;
 
-			if (cur < IVSHM_TP_DATA_OFF || off > ch->size ||
+			/* cur is the peer's to write: bound it before rounding
+			 * up, or a value near 2^64 wraps to offset 0 and the
+			 * channel lands on the headers. */
+			if (cur >= IVSHM_TP_DATA_OFF && cur <= ch->size)
+				off = IVSHM_ALIGN_UP(cur, (uint64_t)IVSHM_TP_AREA_ALIGN);
+			if (off == 0 || off > ch->size ||
 			    g->mem_size > ch->size - off) {
 				ivshm_store_release(&e->geom_state,
 						    (uint32_t)IVSHM_TP_GEOM_NONE);
@@ -725,6 +746,7 @@ int ivshm_transport_open(struct ivshm_endpoint *ep, uint32_t channel_id,
 	ch->nq = g.nq;
 	ch->rs = g.rs;
 	ch->bs = g.bs;
+	ch->stride = g.stride;
 	ch->max_pkt = g.max_pkt;
 	ch->max_segs = (g.max_pkt + g.bs - 1) / g.bs;
 	ch->ring_stride = g.ring_stride;
@@ -747,15 +769,16 @@ int ivshm_transport_open(struct ivshm_endpoint *ep, uint32_t channel_id,
 	ch->ep_id = id >= 0 ? (uint32_t)id : IVSHM_TP_NO_EP;
 	ch->peer_ep = IVSHM_TP_NO_EP;
 	caps = ivshm_endpoint_caps(ep);
-	ch->has_doorbell = (caps & IVSHM_EP_CAP_DOORBELL) &&
-			   (caps & IVSHM_EP_CAP_INTERRUPT) &&
+	/* Ringing the peer needs only a doorbell; sleeping needs interrupts
+	 * of our own (a guest without UIO/VFIO can ring but not sleep). */
+	ch->can_ring = !!(caps & IVSHM_EP_CAP_DOORBELL);
+	ch->has_doorbell = (caps & IVSHM_EP_CAP_INTERRUPT) &&
 			   ivshm_endpoint_nvectors(ep) > 0;
 	ch->has_peer_events = !!(caps & IVSHM_EP_CAP_PEER_EVENTS);
 	ch->nvec = ch->has_doorbell ? ivshm_endpoint_nvectors(ep) : 0;
 	for (uint32_t q = 0; q < IVSHM_TRANSPORT_MAX_QUEUES; q++) {
 		ch->rxq[q].fd = -1;
 		if (ch->has_doorbell) {
-			ch->txq[q].vector = q % ch->nvec;
 			ch->rxq[q].fd = ivshm_endpoint_vector_fd(ep, q % ch->nvec);
 			if (ch->rxq[q].fd < 0)
 				ch->has_doorbell = 0;

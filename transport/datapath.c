@@ -66,15 +66,17 @@ static inline void set_desc(const struct ivshm_ring *r, uint32_t idx,
 	d->flags = flags;
 }
 
-static inline void doorbell(struct ivshm_channel *ch, struct ivshm_tp_txq *t)
+static inline void doorbell(struct ivshm_channel *ch, struct ivshm_tp_txq *t,
+			    uint16_t q)
 {
-	uint32_t pe;
+	uint32_t pe, nv;
 
-	if (!ch->has_doorbell || !ivshm_ring_needs_wake(&t->ring))
+	if (!ch->can_ring || !ivshm_ring_needs_wake(&t->ring))
 		return;
 	pe = ivshm_load_relaxed(&ch->peer_ep);
-	if (pe <= 0xffffu &&
-	    ivshm_endpoint_notify(ch->ep, (uint16_t)pe, t->vector) == 0)
+	nv = ivshm_load_relaxed(&ch->peer_nvec);
+	if (pe <= 0xffffu && nv &&
+	    ivshm_endpoint_notify(ch->ep, (uint16_t)pe, q % nv) == 0)
 		STAT_ADD(t->st.doorbells, 1);
 }
 
@@ -92,7 +94,7 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 				  uint16_t n)
 {
 	struct ivshm_tp_txq *t;
-	const uint32_t bs = ch->bs, mask = ch->rs - 1;
+	const uint32_t bs = ch->bs, mask = ch->rs - 1, stride = ch->stride;
 	uint32_t need = 0, start = 0, used = 0, i;
 	uint64_t bytes = 0, npk = 0, errs = 0;
 	int got;
@@ -125,7 +127,7 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 	 * core: ask for all of them (for writing) at once, so the misses
 	 * overlap instead of coming one per packet. */
 	for (int k = 0; k < got && k < 64; k++)
-		__builtin_prefetch(t->bufs + (size_t)((start + (uint32_t)k) & mask) * bs, 1);
+		__builtin_prefetch(t->bufs + (size_t)((start + (uint32_t)k) & mask) * stride, 1);
 	for (i = 0; i < n; i++) {
 		const uint8_t *src = (const uint8_t *)pkts[i].data;
 		uint32_t len = pkts[i].len, segs, rem;
@@ -137,7 +139,7 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 
 			if (ivshm_unlikely(used >= (uint32_t)got))
 				break;
-			dst = t->bufs + (size_t)(idx & mask) * bs;
+			dst = t->bufs + (size_t)(idx & mask) * stride;
 			memcpy(dst, src, len);
 			set_desc(&t->ring, idx, len, 0);
 			used++;
@@ -155,10 +157,10 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 		for (rem = len; rem > bs; rem -= bs, src += bs, used++) {
 			uint32_t idx = start + used;
 
-			memcpy(t->bufs + (size_t)(idx & mask) * bs, src, bs);
+			memcpy(t->bufs + (size_t)(idx & mask) * stride, src, bs);
 			set_desc(&t->ring, idx, bs, IVSHM_TP_D_MORE);
 		}
-		memcpy(t->bufs + (size_t)((start + used) & mask) * bs, src, rem);
+		memcpy(t->bufs + (size_t)((start + used) & mask) * stride, src, rem);
 		set_desc(&t->ring, start + used, rem, 0);
 		used++;
 		npk++;
@@ -170,7 +172,7 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 		for (; used < (uint32_t)got; used++)
 			set_desc(&t->ring, start + used, 0, IVSHM_TP_D_DISCARD);
 		(void)ivshm_ring_commit(&t->ring, (uint32_t)got);
-		doorbell(ch, t);
+		doorbell(ch, t, q);
 		STAT_ADD(t->st.segments, segs_used);
 	}
 	STAT_ADD(t->st.packets, npk);
@@ -222,7 +224,7 @@ static inline int parse_pkt(const struct ivshm_channel *ch,
 static inline const uint8_t *rx_buf(const struct ivshm_channel *ch,
 				    const struct ivshm_tp_rxq *r, uint32_t idx)
 {
-	return r->bufs + (size_t)(idx & (ch->rs - 1)) * ch->bs;
+	return r->bufs + (size_t)(idx & (ch->rs - 1)) * ch->stride;
 }
 
 /*
@@ -292,8 +294,25 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 		__builtin_prefetch(rx_buf(ch, r, start + k));
 	while (np < n && i < (uint32_t)avail) {
 		uint32_t next = i, last = 0, cap = pkts[np].len, total;
-		int segs = parse_pkt(ch, r, start, i, (uint32_t)avail, &next,
-				     &last);
+		struct ivshm_tp_desc d;
+		int segs;
+
+		/* Fast path: a packet in one buffer (read once, checked). */
+		memcpy(&d, desc(&r->ring, start + i), sizeof(d));
+		if (ivshm_likely(d.flags == 0 && d.len - 1u < ch->bs)) {
+			i++;
+			if (ivshm_unlikely(d.len > cap)) {
+				drops++;
+				continue;
+			}
+			memcpy(pkts[np].data, rx_buf(ch, r, start + i - 1), d.len);
+			pkts[np].len = d.len;
+			np++;
+			bytes += d.len;
+			segs_total++;
+			continue;
+		}
+		segs = parse_pkt(ch, r, start, i, (uint32_t)avail, &next, &last);
 
 		if (segs == -2)
 			break;
@@ -359,7 +378,7 @@ uint16_t ivshm_transport_tx_reserve(struct ivshm_channel *ch, uint16_t q,
 	for (int i = 0; i < got; i++) {
 		bufs[i].data = (void *)(t->bufs +
 					(size_t)((start + (uint32_t)i) &
-						 (ch->rs - 1)) * ch->bs);
+						 (ch->rs - 1)) * ch->stride);
 		bufs[i].len = ch->bs;
 		bufs[i].flags = 0;
 	}
@@ -427,7 +446,7 @@ uint16_t ivshm_transport_tx_commit(struct ivshm_channel *ch, uint16_t q,
 		set_desc(&t->ring, t->resv_start + i, 0, IVSHM_TP_D_DISCARD);
 	(void)ivshm_ring_commit(&t->ring, t->resv_n);
 	t->resv_n = 0;
-	doorbell(ch, t);
+	doorbell(ch, t, q);
 	STAT_ADD(t->st.packets, npk);
 	STAT_ADD(t->st.bytes, bytes);
 	STAT_ADD(t->st.segments, pub);

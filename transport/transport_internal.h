@@ -25,7 +25,6 @@ struct ivshm_tp_txq {
 	uint32_t broken;        /* ring reported an impossible index */
 	uint32_t resv_n;        /* reserved by tx_reserve, not committed */
 	uint32_t resv_start;
-	uint32_t vector;        /* peer vector to ring for this queue */
 	struct ivshm_transport_queue_stats st;
 } __attribute__((aligned(IVSHM_CACHE_LINE)));
 
@@ -54,6 +53,7 @@ struct ivshm_channel {
 	uint32_t id;
 	uint32_t side;
 	uint32_t nq, rs, bs, max_pkt, max_segs;
+	uint32_t stride;         /* bytes between buffers (odd cache lines) */
 	uint64_t mem_off, mem_size;
 	uint64_t ring_stride;    /* R */
 	uint64_t bufs_off;       /* B0, from the channel area */
@@ -63,7 +63,8 @@ struct ivshm_channel {
 	uint32_t pid;
 	uint32_t ep_id;
 	uint32_t nvec;
-	int has_doorbell;
+	int has_doorbell;        /* own interrupts: rx can sleep */
+	int can_ring;            /* endpoint can ring peers' doorbells */
 	int has_peer_events;
 	enum ivshm_transport_rx_mode mode;
 	uint32_t spin_us;
@@ -75,6 +76,7 @@ struct ivshm_channel {
 	/* shared with the datapath threads */
 	uint32_t link_up;        /* seq_cst: datapath checks it on entry */
 	uint32_t peer_ep;        /* peer's ivshmem id for doorbells (relaxed) */
+	uint32_t peer_nvec;      /* peer's vectors, 0 = not wakeable (relaxed) */
 
 	/* control thread only: own published state */
 	uint32_t state, gen, ack, reset_req;

@@ -383,6 +383,12 @@ int main(int argc, char **argv)
 	if (ret) {
 		fprintf(stderr, "ivshmem-client: cannot connect to %s: %s\n", path,
 			strerror(-ret));
+		/* Protocol 0 has no error message: a server that refuses a
+		 * peer just closes the socket during the set-up. */
+		if (ret == -ECONNRESET)
+			fprintf(stderr, "ivshmem-client: the server refused this peer: "
+				"its peer limit (--max-peers) is reached or all ids are "
+				"in use; its log says which\n");
 		return 2;
 	}
 	ret = 0;

@@ -14,7 +14,8 @@
  * then one line: RESULT ring_bench spsc_burst32_Mops=... rte_ring_burst32_Mops=...
  * ratio=... ratio_burst1=...
  *
- * Environment: RING_BENCH_REPS (default 7), RING_BENCH_MS per run (300).
+ * Environment: RING_BENCH_REPS (default 15), RING_BENCH_MS per run (150): about
+ * 20 s in all.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -281,10 +282,14 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static double median(double *v, int n)
+/* Median of n values; v is left in its (time) order. */
+static double median(const double *v, int n)
 {
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	double s[MAX_REPS];
+
+	memcpy(s, v, sizeof(*v) * (size_t)n);
+	qsort(s, (size_t)n, sizeof(*s), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 static void loadavg(char *buf, size_t len)
@@ -307,8 +312,8 @@ static const unsigned bursts[] = {1, 8, 32};
 int main(void)
 {
 	const char *s;
-	int reps = 7, have_rte = 0, rep, i, fail = 0;
-	uint64_t ms = 300, errors = 0;
+	int reps = 15, have_rte = 0, rep, i, fail = 0;
+	uint64_t ms = 150, errors = 0;
 	double mops[NIMPL][NB][MAX_REPS], lat[NIMPL][MAX_REPS];
 	double med_mops[NIMPL][NB], med_lat[NIMPL];
 	static struct run run;
@@ -428,19 +433,34 @@ int main(void)
 	printf("  rte_ring: %s\n", have_rte ? "DPDK " RING_BENCH_RTE_VERSION
 					      ", sp_enqueue/sc_dequeue_burst_elem"
 					    : "not built (no DPDK): ratios are nan");
-	printf("\n%-24s %12s %12s %8s\n", "case", "ivshm_ring", "rte_ring", "ratio");
+	printf("\n%-24s %12s %12s %8s %11s\n", "case", "ivshm_ring", "rte_ring",
+	       "ratio", "pair-ratio");
 	for (i = 0; i < (int)NB; i++) {
 		char name[32];
+		double pr[MAX_REPS];
 
+		for (rep = 0; rep < reps; rep++)
+			pr[rep] = mops[IMPL_IV][i][rep] / mops[IMPL_RTE][i][rep];
 		snprintf(name, sizeof(name), "burst %-2u  Mops/s", bursts[i]);
-		printf("%-24s %12.1f %12.1f %8.2f\n", name, med_mops[IMPL_IV][i],
-		       med_mops[IMPL_RTE][i],
-		       med_mops[IMPL_IV][i] / med_mops[IMPL_RTE][i]);
+		printf("%-24s %12.1f %12.1f %8.2f %11.2f\n", name,
+		       med_mops[IMPL_IV][i], med_mops[IMPL_RTE][i],
+		       med_mops[IMPL_IV][i] / med_mops[IMPL_RTE][i],
+		       have_rte ? median(pr, reps) : 0.0 / 0.0);
 	}
-	printf("%-24s %12.1f %12.1f %8.2f\n", "one-way latency ns", med_lat[IMPL_IV],
-	       med_lat[IMPL_RTE], med_lat[IMPL_RTE] / med_lat[IMPL_IV]);
-	printf("  (latency ratio = rte_ring / ivshm_ring: above 1 means ours is faster)\n");
-	printf("  per-repetition burst 32 Mops/s, ivshm_ring:");
+	{
+		double pr[MAX_REPS];
+
+		for (rep = 0; rep < reps; rep++)
+			pr[rep] = lat[IMPL_RTE][rep] / lat[IMPL_IV][rep];
+		printf("%-24s %12.1f %12.1f %8.2f %11.2f\n", "one-way latency ns",
+		       med_lat[IMPL_IV], med_lat[IMPL_RTE],
+		       med_lat[IMPL_RTE] / med_lat[IMPL_IV],
+		       have_rte ? median(pr, reps) : 0.0 / 0.0);
+	}
+	printf("  ratio: of the medians; pair-ratio: median of the ratios of the two runs\n"
+	       "  of each repetition (adjacent in time, so less hurt by other load);\n"
+	       "  for latency both are rte_ring / ivshm_ring: above 1 means ours is faster\n");
+	printf("  burst 32 Mops/s per repetition, in time order, ivshm_ring:");
 	for (rep = 0; rep < reps; rep++)
 		printf(" %.0f", mops[IMPL_IV][NB - 1][rep]);
 	if (have_rte) {

@@ -12,9 +12,13 @@
  *    bytes over "shm:" (busy poll), rate seen by the receiver;
  *  - rtt: one 64-byte packet bounced, busy poll on both sides;
  *  - irq rtt: the same in interrupt mode over "socket:" with the project's
- *    server run in this process (doorbells are eventfds);
+ *    server run in this process (doorbells are eventfds); adp rtt: the
+ *    same in adaptive mode (spin 50 us, then sleep);
  *  - idle: CPU used by a receiver in interrupt mode with no traffic
- *    (getrusage of the whole receiving process, housekeeping included).
+ *    (getrusage of the whole receiving process, housekeeping included);
+ *  - baseline: a bare rings/ SPSC ring copying 64- and 1504-byte elements
+ *    in and out between the same two cores, right before each mpps phase
+ *    (what the transport adds: descriptors, buffers, validation, links).
  * Each phase runs REPS times, alternating; the table gives every run, the
  * RESULT line the medians. Usage: transport_bench [reps] [seconds]
  */
@@ -34,6 +38,7 @@
 #include <unistd.h>
 
 #include "ivshm/ivshmem.h"
+#include "ivshm/ring.h"
 #include "ivshm/server.h"
 #include "ivshm/transport.h"
 
@@ -195,7 +200,8 @@ static void floor_peer(void *arg)
 	atomic_store(&ctl->ready, 1);
 	for (uint64_t i = 1; i <= n; i++) {
 		while (atomic_load_explicit(&ctl->ping, memory_order_acquire) != i)
-			;
+			if (atomic_load_explicit(&ctl->stop, memory_order_relaxed))
+				return;
 		atomic_store_explicit(&ctl->pong, i, memory_order_release);
 	}
 }
@@ -207,13 +213,19 @@ static double run_floor(void)
 	size_t k = 0;
 	pid_t p;
 
+	uint64_t end_t;
+
 	atomic_store(&ctl->ping, 0);
 	atomic_store(&ctl->pong, 0);
 	atomic_store(&ctl->ready, 0);
+	atomic_store(&ctl->stop, 0);
 	p = peer(floor_peer, (void *)(uintptr_t)n);
 	while (!atomic_load(&ctl->ready))
-		;
-	for (uint64_t i = 1; i <= n; i++) {
+		usleep(100);
+	/* Bounded in time too: on a loaded machine a round trip may wait for
+	 * a time slice. */
+	end_t = now_ns() + (uint64_t)(seconds * 2e9);
+	for (uint64_t i = 1; i <= n && now_ns() < end_t; i++) {
 		uint64_t t0 = now_ns();
 
 		atomic_store_explicit(&ctl->ping, i, memory_order_release);
@@ -222,8 +234,9 @@ static double run_floor(void)
 		if (i > 1000 && k < MAX_SAMPLES)
 			lat[k++] = now_ns() - t0;
 	}
+	atomic_store(&ctl->stop, 1);
 	reap(p);
-	return pct(lat, k, 0.5);
+	return k ? pct(lat, k, 0.5) : 0;
 }
 
 /* ---- one-way throughput -------------------------------------------------- */
@@ -300,6 +313,68 @@ static double run_mpps(uint32_t size)
 			  : 0;
 }
 
+/* ---- baseline: a bare ring of packet-sized elements ------------------------ */
+
+static void *ring_mem;
+static size_t ring_len;
+
+static void ring_peer(void *arg)
+{
+	uint32_t esz = (uint32_t)(uintptr_t)arg;
+	static uint8_t buf[BURST * 1504];
+	struct ivshm_ring r;
+	uint64_t cnt = 0, t0 = 0, tl = 0;
+
+	ctl->err = ivshm_ring_attach(&r, ring_mem, ring_len, 1024, esz,
+				     IVSHM_RING_CONSUMER);
+	atomic_store(&ctl->ready, 1);
+	if (ctl->err)
+		return;
+	while (!atomic_load_explicit(&ctl->stop, memory_order_relaxed)) {
+		int n = ivshm_ring_dequeue_burst(&r, buf, BURST);
+
+		if (n > 0) {
+			if (cnt == 0)
+				t0 = now_ns();
+			else
+				tl = now_ns();
+			cnt += (uint64_t)n;
+		}
+	}
+	ctl->rx_count = cnt;
+	ctl->rx_ns = tl - t0;
+}
+
+static double run_ring(uint32_t esz)
+{
+	static uint8_t buf[BURST * 1504];
+	struct ivshm_ring r;
+	uint64_t end_t;
+	pid_t p;
+
+	ring_len = ivshm_ring_memsize(1024, esz);
+	if (ivshm_ring_format(ring_mem, ring_len, 1024, esz) ||
+	    ivshm_ring_attach(&r, ring_mem, ring_len, 1024, esz,
+			      IVSHM_RING_PRODUCER))
+		return 0;
+	memset(buf, 0x33, sizeof(buf));
+	atomic_store(&ctl->stop, 0);
+	atomic_store(&ctl->ready, 0);
+	ctl->rx_count = 0;
+	ctl->rx_ns = 0;
+	p = peer(ring_peer, (void *)(uintptr_t)esz);
+	while (!atomic_load(&ctl->ready))
+		usleep(100);
+	end_t = now_ns() + (uint64_t)(seconds * 1e9);
+	while (now_ns() < end_t)
+		for (int i = 0; i < 64; i++)
+			ivshm_ring_enqueue_burst(&r, buf, BURST);
+	atomic_store(&ctl->stop, 1);
+	reap(p);
+	return ctl->rx_ns ? (double)ctl->rx_count * 1000.0 / (double)ctl->rx_ns
+			  : 0;
+}
+
 /* ---- round trip ----------------------------------------------------------- */
 
 struct rtt_arg {
@@ -369,7 +444,8 @@ static void run_rtt(const char *desc, enum ivshm_transport_rx_mode mode,
 		return;
 	}
 	memset(out, 0x5a, sizeof(out));
-	for (uint64_t i = 0; i < n + n / 10; i++) {
+	uint64_t end_t = now_ns() + (uint64_t)(seconds * 3e9);
+	for (uint64_t i = 0; i < n + n / 10 && now_ns() < end_t; i++) {
 		uint64_t t0 = now_ns();
 
 		pk.data = out;
@@ -458,7 +534,7 @@ int main(int argc, char **argv)
 	pthread_t srv_thr;
 	char shm_path[128], sock_path[128];
 	double m64[16], m1500[16], r50[16], r99[16], fl[16], i50[16], i99[16],
-		idle[16];
+		idle[16], b64[16], b1500[16], q64[16], q1500[16], a50[16], a99[16];
 	int ret;
 
 	if (argc > 2)
@@ -469,7 +545,9 @@ int main(int argc, char **argv)
 	}
 	ctl = mmap(NULL, sizeof(*ctl), PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (ctl == MAP_FAILED)
+	ring_mem = mmap(NULL, 4u << 20, PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (ctl == MAP_FAILED || ring_mem == MAP_FAILED)
 		return 1;
 	memset(ctl, 0, sizeof(*ctl));
 	snprintf(shm_path, sizeof(shm_path), "/dev/shm/ivshm-tpbench-%d-%ld",
@@ -490,19 +568,26 @@ int main(int argc, char **argv)
 	pthread_create(&srv_thr, NULL, server_main, srv);
 	pin(0);
 
-	printf("%-4s %10s %10s %10s %10s %10s %12s %12s %10s\n", "rep",
-	       "mpps_64", "mpps_1500", "floor_us", "rtt_p50", "rtt_p99",
-	       "irq_rtt_p50", "irq_rtt_p99", "idle_cpu%");
+	printf("%-4s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n", "rep",
+	       "ring_64", "mpps_64", "ring1500", "mpps1500", "floor_us",
+	       "rtt_p50", "rtt_p99", "irq_p50", "irq_p99", "adp_p50", "adp_p99",
+	       "idle_%");
 	for (int r = 0; r < reps; r++) {
 		fl[r] = run_floor();
 		run_rtt(shm_desc, IVSHM_TRANSPORT_RX_POLL, 100000, &r50[r], &r99[r]);
+		b64[r] = run_ring(64);
 		m64[r] = run_mpps(64);
+		b1500[r] = run_ring(1504);
 		m1500[r] = run_mpps(1500);
+		q64[r] = b64[r] > 0 ? m64[r] / b64[r] : 0;
+		q1500[r] = b1500[r] > 0 ? m1500[r] / b1500[r] : 0;
 		run_rtt(sock_desc, IVSHM_TRANSPORT_RX_INTR, 3000, &i50[r], &i99[r]);
+		run_rtt(sock_desc, IVSHM_TRANSPORT_RX_ADAPTIVE, 20000, &a50[r],
+			&a99[r]);
 		idle[r] = run_idle();
-		printf("%-4d %10.2f %10.2f %10.3f %10.3f %10.3f %12.1f %12.1f %10.3f\n",
-		       r, m64[r], m1500[r], fl[r], r50[r], r99[r], i50[r], i99[r],
-		       idle[r]);
+		printf("%-4d %8.2f %8.2f %8.2f %8.2f %8.3f %8.3f %8.3f %8.1f %8.1f %8.3f %8.3f %8.3f\n",
+		       r, b64[r], m64[r], b1500[r], m1500[r], fl[r], r50[r],
+		       r99[r], i50[r], i99[r], a50[r], a99[r], idle[r]);
 		fflush(stdout);
 	}
 	ivshm_server_stop(srv);
@@ -511,8 +596,10 @@ int main(int argc, char **argv)
 	unlink(shm_path);
 
 	double mf = median(fl, reps), mr50 = median(r50, reps);
-	printf("medians: floor %.3f us, busy rtt p50 %.3f us (%.2fx floor)\n", mf,
-	       mr50, mf > 0 ? mr50 / mf : 0);
+	printf("medians: floor %.3f us, busy rtt p50 %.3f us (%.2fx floor); "
+	       "transport/bare ring: %.2f at 64 B, %.2f at 1500 B\n", mf,
+	       mr50, mf > 0 ? mr50 / mf : 0, median(q64, reps),
+	       median(q1500, reps));
 	printf("RESULT transport_bench mpps_64=%.2f mpps_1500=%.2f "
 	       "rtt_p50_us=%.3f rtt_p99_us=%.3f rtt_floor_us=%.3f "
 	       "irq_rtt_p50_us=%.1f idle_cpu_pct=%.3f\n",

@@ -11,13 +11,20 @@
  * copy of the peer's index.
  *
  * Trust: the peer may write any byte of the area at any time. The handle
- * copies the geometry once at attach time and never re-reads it; the peer's
- * index is validated on every read (at most capacity ahead of or behind our
- * own index). An impossible index is reported as -EPROTO and never used to
- * address memory. Element contents are the caller's to validate.
+ * copies the geometry once at attach time and never re-reads it, and never
+ * reads its own index back. The peer's index is read only when the cached
+ * copy does not cover a request, and validated on every read: it may only
+ * move forward from the last value seen, and never past what is possible
+ * (a consumer index beyond what we published; a producer index more than
+ * capacity ahead of what we consumed). An impossible index is reported as
+ * -EPROTO and never used to address memory: slot addresses come from the
+ * handle's private copy of the geometry. Element contents are the caller's
+ * to validate.
  *
  * Thread safety: one thread at a time per handle. The producer handle and the
- * consumer handle may be used concurrently (that is the point).
+ * consumer handle may be used concurrently (that is the point). No call
+ * blocks; the data path (enqueue/dequeue, reserve/commit, peek/release) is
+ * inline and wait-free.
  */
 #ifndef IVSHM_RING_H
 #define IVSHM_RING_H
@@ -113,29 +120,37 @@ static inline void *ivshm_ring_slot(const struct ivshm_ring *r, uint32_t idx)
 /* ---- internal helpers (ivshm__ namespace: not API) ---------------------- */
 
 /*
- * Copy n elements of esz bytes. The 8- and 16-byte cases get fixed-size
- * copies the compiler turns into plain moves; a variable-size memcpy call
- * would cost more than the element itself at burst 1.
+ * Copy n >= 1 elements of esz bytes. The 8- and 16-byte cases get
+ * fixed-size copies the compiler turns into plain moves; a variable-size
+ * memcpy call would cost more than the element itself at burst 1.
  */
 static inline void ivshm__ring_copy(void *dst, const void *src, uint32_t n,
 				    uint32_t esz)
 {
 	uint8_t *d = (uint8_t *)dst;
 	const uint8_t *s = (const uint8_t *)src;
-	uint32_t i;
+	const uint8_t *end;
 
 	if (esz == 16) {
-		for (i = 0; i < n; i++)
-			memcpy(d + (size_t)i * 16, s + (size_t)i * 16, 16);
+		end = s + (size_t)n * 16;
+		do {
+			memcpy(d, s, 16);
+			d += 16;
+			s += 16;
+		} while (s != end);
 	} else if (esz == 8) {
-		for (i = 0; i < n; i++)
-			memcpy(d + (size_t)i * 8, s + (size_t)i * 8, 8);
+		end = s + (size_t)n * 8;
+		do {
+			memcpy(d, s, 8);
+			d += 8;
+			s += 8;
+		} while (s != end);
 	} else {
 		memcpy(d, s, (size_t)n * esz);
 	}
 }
 
-/* Copy n elements into the slots from ring index idx on, wrapping. */
+/* Copy n >= 1 elements into the slots from ring index idx on, wrapping. */
 static inline void ivshm__ring_put(const struct ivshm_ring *r, uint32_t idx,
 				   const void *src, uint32_t n)
 {
@@ -144,7 +159,7 @@ static inline void ivshm__ring_put(const struct ivshm_ring *r, uint32_t idx,
 	uint32_t esz = r->ivshm__elem_size;
 	uint8_t *slot = r->ivshm__slots + (size_t)off * esz;
 
-	if (n <= first) {
+	if (__builtin_expect(n <= first, 1)) {
 		ivshm__ring_copy(slot, src, n, esz);
 	} else {
 		ivshm__ring_copy(slot, src, first, esz);
@@ -154,7 +169,7 @@ static inline void ivshm__ring_put(const struct ivshm_ring *r, uint32_t idx,
 	}
 }
 
-/* Copy n elements out of the slots from ring index idx on, wrapping. */
+/* Copy n >= 1 elements out of the slots from ring index idx on, wrapping. */
 static inline void ivshm__ring_get(const struct ivshm_ring *r, uint32_t idx,
 				   void *dst, uint32_t n)
 {
@@ -163,7 +178,7 @@ static inline void ivshm__ring_get(const struct ivshm_ring *r, uint32_t idx,
 	uint32_t esz = r->ivshm__elem_size;
 	const uint8_t *slot = r->ivshm__slots + (size_t)off * esz;
 
-	if (n <= first) {
+	if (__builtin_expect(n <= first, 1)) {
 		ivshm__ring_copy(dst, slot, n, esz);
 	} else {
 		ivshm__ring_copy(dst, slot, first, esz);
@@ -274,19 +289,26 @@ static inline int ivshm__ring_check(const struct ivshm_ring *r, int role,
 static inline int ivshm_ring_enqueue_burst(struct ivshm_ring *r,
 					   const void *elems, uint32_t n)
 {
-	int ret = ivshm__ring_check(r, IVSHM_RING_PRODUCER, 1);
-	uint32_t head;
+	uint32_t head = r->ivshm__head;
+	uint32_t room = r->ivshm__capacity - (head - r->ivshm__peer_cache);
 
-	if (__builtin_expect(ret < 0, 0))
-		return ret;
-	ret = ivshm__ring_room(r, n);
-	if (__builtin_expect(ret < 0, 0))
-		return ret;
-	if (n > (uint32_t)ret)
-		n = (uint32_t)ret;
-	if (n == 0) /* no copy: @p elems may be NULL then */
-		return 0;
-	head = r->ivshm__head;
+	/* One test for both kinds of misuse: not a producer, or reserved
+	 * slots outstanding (enqueueing would publish them unfilled). */
+	if (__builtin_expect((r->ivshm__pending |
+			      (uint32_t)(r->ivshm__role ^ IVSHM_RING_PRODUCER)) != 0, 0))
+		return r->ivshm__role != IVSHM_RING_PRODUCER ? -EINVAL : -EBUSY;
+	/* n - 1 >= room: n == 0, or more than the cached room. */
+	if (__builtin_expect((uint32_t)(n - 1) >= room, 0)) {
+		if (n == 0) /* no copy: @p elems may be NULL then */
+			return 0;
+		if (ivshm__ring_prod_refresh(r) < 0)
+			return -EPROTO;
+		room = r->ivshm__capacity - (head - r->ivshm__peer_cache);
+		if (room == 0)
+			return 0;
+		if (n > room)
+			n = room;
+	}
 	ivshm__ring_put(r, head, elems, n);
 	head += n;
 	r->ivshm__head = head;
@@ -309,19 +331,26 @@ static inline int ivshm_ring_enqueue_burst(struct ivshm_ring *r,
 static inline int ivshm_ring_dequeue_burst(struct ivshm_ring *r, void *elems,
 					   uint32_t n)
 {
-	int ret = ivshm__ring_check(r, IVSHM_RING_CONSUMER, 1);
-	uint32_t head;
+	uint32_t head = r->ivshm__head;
+	uint32_t avail = r->ivshm__peer_cache - head;
 
-	if (__builtin_expect(ret < 0, 0))
-		return ret;
-	ret = ivshm__ring_avail(r, n);
-	if (ret < 0)
-		return ret;
-	if (n > (uint32_t)ret)
-		n = (uint32_t)ret;
-	if (n == 0) /* no copy: @p elems may be NULL then */
-		return 0;
-	head = r->ivshm__head;
+	/* One test for both kinds of misuse: not a consumer, or peeked
+	 * slots outstanding (dequeueing would hand them out twice). */
+	if (__builtin_expect((r->ivshm__pending |
+			      (uint32_t)(r->ivshm__role ^ IVSHM_RING_CONSUMER)) != 0, 0))
+		return r->ivshm__role != IVSHM_RING_CONSUMER ? -EINVAL : -EBUSY;
+	/* n - 1 >= avail: n == 0, or more than the cached count. */
+	if ((uint32_t)(n - 1) >= avail) {
+		if (n == 0) /* no copy: @p elems may be NULL then */
+			return 0;
+		if (ivshm__ring_cons_refresh(r) < 0)
+			return -EPROTO;
+		avail = r->ivshm__peer_cache - head;
+		if (avail == 0)
+			return 0;
+		if (n > avail)
+			n = avail;
+	}
 	ivshm__ring_get(r, head, elems, n);
 	head += n;
 	r->ivshm__head = head;

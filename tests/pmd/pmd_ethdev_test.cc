@@ -18,7 +18,14 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
 #include <rte_bus_vdev.h>
+#include <rte_epoll.h>
 #include <rte_dev.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
@@ -32,6 +39,11 @@ std::string g_shm2;    // another file for one-off ports
 rte_mempool *g_pool;   // 2 KiB mbufs
 rte_mempool *g_small;  // 512-byte mbufs: long packets become chains
 uint16_t g_p0 = RTE_MAX_ETHPORTS, g_p1 = RTE_MAX_ETHPORTS;
+// Two more ports through the project's ivshmem-server (socket=), with
+// rx_mode=intr: doorbells and rx interrupts. Absent without IVSHM_SERVER.
+uint16_t g_s0 = RTE_MAX_ETHPORTS, g_s1 = RTE_MAX_ETHPORTS;
+pid_t g_server = -1;
+std::string g_rundir;
 
 int64_t now_ms()
 {
@@ -367,6 +379,134 @@ TEST(Ethdev, LinkFollowsPeerWithLscEvents)
 	rte_eth_dev_callback_unregister(g_p0, RTE_ETH_EVENT_INTR_LSC, lsc_cb, nullptr);
 }
 
+// l3fwd-power style: the receiver arms its queue's interrupt, sleeps in
+// epoll, and the sender's doorbell wakes it.
+TEST(Ethdev, RxInterruptWakesASleepingReceiver)
+{
+	ASSERT_NE(g_server, -1) << "IVSHM_SERVER not set: the socket ports were not created";
+	ASSERT_LT(g_s0, RTE_MAX_ETHPORTS);
+	ASSERT_LT(g_s1, RTE_MAX_ETHPORTS);
+	for (uint16_t p : {g_s0, g_s1}) {
+		rte_eth_conf conf;
+		memset(&conf, 0, sizeof(conf));
+		conf.intr_conf.rxq = 1;
+		ASSERT_EQ(rte_eth_dev_configure(p, 1, 1, &conf), 0);
+		ASSERT_EQ(rte_eth_rx_queue_setup(p, 0, 512, rte_socket_id(), nullptr, g_pool), 0);
+		ASSERT_EQ(rte_eth_tx_queue_setup(p, 0, 512, rte_socket_id(), nullptr), 0);
+		ASSERT_EQ(rte_eth_dev_start(p), 0);
+	}
+	ASSERT_TRUE(wait_link(g_s0, RTE_ETH_LINK_UP, 10000));
+	ASSERT_TRUE(wait_link(g_s1, RTE_ETH_LINK_UP, 10000));
+	ASSERT_EQ(rte_eth_dev_rx_intr_ctl_q(g_s1, 0, RTE_EPOLL_PER_THREAD,
+					    RTE_INTR_EVENT_ADD, nullptr), 0);
+	for (int round = 0; round < 3; round++) {
+		// Quiet: arm, and drain any wake-up left from the link coming up.
+		ASSERT_EQ(rte_eth_dev_rx_intr_enable(g_s1, 0), 0);
+		rte_epoll_event ev[4];
+		while (rte_epoll_wait(RTE_EPOLL_PER_THREAD, ev, 4, 0) > 0) {
+		}
+		// Nothing sent: the sleeper times out.
+		EXPECT_EQ(rte_epoll_wait(RTE_EPOLL_PER_THREAD, ev, 4, 100), 0);
+		// A sender rings the doorbell: the sleeper wakes.
+		rte_mbuf *m[5];
+		for (uint32_t i = 0; i < 5; i++)
+			m[i] = make_pkt(g_pool, i, 100, 4096);
+		ASSERT_EQ(rte_eth_tx_burst(g_s0, 0, m, 5), 5);
+		EXPECT_EQ(rte_epoll_wait(RTE_EPOLL_PER_THREAD, ev, 4, 5000), 1);
+		ASSERT_EQ(rte_eth_dev_rx_intr_disable(g_s1, 0), 0);
+		uint32_t got = 0;
+		int64_t end = now_ms() + 5000;
+		while (got < 5 && now_ms() < end) {
+			rte_mbuf *in[8];
+			uint16_t r = rte_eth_rx_burst(g_s1, 0, in, 8);
+			for (uint16_t i = 0; i < r; i++) {
+				EXPECT_EQ(check_pkt(in[i], 100), (long)got);
+				got++;
+			}
+			rte_pktmbuf_free_bulk(in, r);
+		}
+		EXPECT_EQ(got, 5u);
+	}
+	rte_eth_xstat_name names[64];
+	rte_eth_xstat xs[64];
+	int n = rte_eth_xstats_get_names(g_s0, names, 64);
+	ASSERT_GT(n, 0);
+	ASSERT_EQ(rte_eth_xstats_get(g_s0, xs, 64), n);
+	bool found = false;
+	for (int i = 0; i < n; i++) {
+		if (strcmp(names[i].name, "tx_q0_doorbells") == 0) {
+			EXPECT_GE(xs[i].value, 3u);
+			found = true;
+		}
+	}
+	EXPECT_TRUE(found);
+}
+
+// Two queue pairs on channel 5 of another region: queue q of one side
+// delivers to queue q of the other, and only there.
+TEST(Ethdev, TwoQueuePairsKeepTheirPackets)
+{
+	const std::string shm = g_shm + "-mq";
+	std::string a = "net_ivshmem30,shm=" + shm + ",size=32M,id=5,queues=2";
+	std::string b = "net_ivshmem31,shm=" + shm + ",id=5,queues=2";
+	ASSERT_EQ(rte_dev_probe(a.c_str()), 0);
+	ASSERT_EQ(rte_dev_probe(b.c_str()), 0);
+	uint16_t pa = port_by_name("net_ivshmem30"), pb = port_by_name("net_ivshmem31");
+	ASSERT_LT(pa, RTE_MAX_ETHPORTS);
+	ASSERT_LT(pb, RTE_MAX_ETHPORTS);
+	for (uint16_t p : {pa, pb}) {
+		rte_eth_conf conf;
+		memset(&conf, 0, sizeof(conf));
+		ASSERT_EQ(rte_eth_dev_configure(p, 2, 2, &conf), 0);
+		for (uint16_t q = 0; q < 2; q++) {
+			ASSERT_EQ(rte_eth_rx_queue_setup(p, q, 512, rte_socket_id(), nullptr, g_pool), 0);
+			ASSERT_EQ(rte_eth_tx_queue_setup(p, q, 512, rte_socket_id(), nullptr), 0);
+		}
+		ASSERT_EQ(rte_eth_dev_start(p), 0);
+	}
+	ASSERT_TRUE(wait_link(pa, RTE_ETH_LINK_UP, 10000));
+	ASSERT_TRUE(wait_link(pb, RTE_ETH_LINK_UP, 10000));
+	// 100 packets of 200 bytes on queue 0, 100 of 300 bytes on queue 1.
+	for (uint16_t q = 0; q < 2; q++) {
+		rte_mbuf *m[100];
+		for (uint32_t i = 0; i < 100; i++)
+			m[i] = make_pkt(g_pool, i, 200 + 100 * q, 4096);
+		uint16_t sent = 0;
+		int64_t end = now_ms() + 5000;
+		while (sent < 100 && now_ms() < end)
+			sent += rte_eth_tx_burst(pa, q, m + sent, (uint16_t)(100 - sent));
+		ASSERT_EQ(sent, 100u);
+	}
+	for (uint16_t q = 0; q < 2; q++) {
+		uint32_t got = 0;
+		int64_t end = now_ms() + 5000;
+		while (got < 100 && now_ms() < end) {
+			rte_mbuf *in[32];
+			uint16_t r = rte_eth_rx_burst(pb, q, in, 32);
+			for (uint16_t i = 0; i < r; i++) {
+				EXPECT_EQ(check_pkt(in[i], 200 + 100 * q), (long)got);
+				got++;
+			}
+			rte_pktmbuf_free_bulk(in, r);
+		}
+		EXPECT_EQ(got, 100u) << "queue " << q;
+	}
+	rte_eth_stats st;
+	ASSERT_EQ(rte_eth_stats_get(pb, &st), 0);
+	EXPECT_EQ(st.q_ipackets[0], 100u);
+	EXPECT_EQ(st.q_ipackets[1], 100u);
+	EXPECT_EQ(st.ibytes, 100u * 200 + 100u * 300);
+	EXPECT_EQ(rte_eth_dev_stop(pa), 0);
+	EXPECT_EQ(rte_eth_dev_close(pa), 0);
+	EXPECT_EQ(rte_vdev_uninit("net_ivshmem30"), 0);
+	// Unplugging a port that is still started stops and closes it.
+	uint16_t before = rte_eth_dev_count_avail();
+	EXPECT_EQ(rte_vdev_uninit("net_ivshmem31"), 0);
+	EXPECT_EQ(rte_eth_dev_count_avail(), before - 1);
+	EXPECT_EQ(port_by_name("net_ivshmem31"), RTE_MAX_ETHPORTS);
+	unlink(shm.c_str());
+}
+
 TEST(Ethdev, BadDevargsFailTheProbe)
 {
 	uint16_t before = rte_eth_dev_count_avail();
@@ -406,6 +546,31 @@ int main(int argc, char **argv)
 	std::vector<std::string> args = {"pmd_ethdev_test", "--no-huge", "-m", "512",
 		"--no-pci", "--file-prefix", prefix, "--vdev", v0, "--vdev", v1,
 		"--log-level", "pmd.net.ivshmem:info", "--no-telemetry"};
+	if (const char *srv = getenv("IVSHM_SERVER")) {
+		const char *home = getenv("HOME");
+		std::string base = std::string(home ? home : "/root") + "/.cache";
+		mkdir(base.c_str(), 0700);
+		std::string tmpl = base + "/ivshm-ethdev-XXXXXX";
+		std::vector<char> b(tmpl.begin(), tmpl.end());
+		b.push_back('\0');
+		if (mkdtemp(b.data()) != nullptr) {
+			g_rundir = b.data();
+			std::string sock = g_rundir + "/srv.sock";
+			g_server = fork();
+			if (g_server == 0) {
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				execl(srv, srv, "-F", "-q", "-S", sock.c_str(), "-l", "16M", "-n",
+				      "2", (char *)nullptr);
+				_exit(127);
+			}
+			for (int i = 0; i < 500 && access(sock.c_str(), F_OK) != 0; i++)
+				usleep(10000);
+			args.push_back("--vdev");
+			args.push_back("net_ivshmem2,socket=" + sock + ",rx_mode=intr");
+			args.push_back("--vdev");
+			args.push_back("net_ivshmem3,socket=" + sock + ",rx_mode=intr");
+		}
+	}
 	std::vector<char *> av;
 	for (auto &a : args)
 		av.push_back(&a[0]);
@@ -420,6 +585,8 @@ int main(int argc, char **argv)
 					  512 + RTE_PKTMBUF_HEADROOM, (int)rte_socket_id());
 	g_p0 = port_by_name("net_ivshmem0");
 	g_p1 = port_by_name("net_ivshmem1");
+	g_s0 = port_by_name("net_ivshmem2");
+	g_s1 = port_by_name("net_ivshmem3");
 	int ret = 1;
 	if (g_pool != nullptr && g_small != nullptr)
 		ret = RUN_ALL_TESTS();
@@ -431,6 +598,14 @@ int main(int argc, char **argv)
 		rte_eth_dev_close(p);
 	}
 	rte_eal_cleanup();
+	if (g_server > 0) {
+		kill(g_server, SIGTERM);
+		waitpid(g_server, nullptr, 0);
+	}
+	if (!g_rundir.empty()) {
+		unlink((g_rundir + "/srv.sock").c_str());
+		rmdir(g_rundir.c_str());
+	}
 	unlink(g_shm.c_str());
 	unlink(g_shm2.c_str());
 	return ret;

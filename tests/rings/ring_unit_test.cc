@@ -476,6 +476,27 @@ TEST(RingZeroCopy, ReserveCommitPeekRelease)
 	EXPECT_EQ(ivshm_ring_count(&p.cons), 0);
 }
 
+TEST(RingArgs, EmptyBurstsTouchNothing)
+{
+	Pair p(4, 16);
+	auto in = stamps(16, 0, 4);
+	/* n == 0 with no buffer at all: 0, on an empty and on a full ring. */
+	EXPECT_EQ(ivshm_ring_enqueue_burst(&p.prod, nullptr, 0), 0);
+	EXPECT_EQ(ivshm_ring_dequeue_burst(&p.cons, nullptr, 0), 0);
+	ASSERT_EQ(ivshm_ring_enqueue_burst(&p.prod, in.data(), 4), 4);
+	EXPECT_EQ(ivshm_ring_enqueue_burst(&p.prod, nullptr, 0), 0);
+	EXPECT_EQ(ivshm_ring_dequeue_burst(&p.cons, nullptr, 0), 0);
+	uint32_t st = 99;
+	EXPECT_EQ(ivshm_ring_reserve(&p.prod, 0, &st), 0);
+	EXPECT_EQ(ivshm_ring_peek(&p.cons, 0, &st), 0);
+	EXPECT_EQ(ivshm_ring_release(&p.cons, 0), 0);
+	EXPECT_EQ(peek_word(p.area.mem, kOffProd), 4u);
+	EXPECT_EQ(peek_word(p.area.mem, kOffCons), 0u);
+	std::vector<uint8_t> out(16 * 4);
+	ASSERT_EQ(ivshm_ring_dequeue_burst(&p.cons, out.data(), 4), 4);
+	expect_stamps(out, 16, 0, 4);
+}
+
 TEST(RingArgs, WrongRoleIsRejected)
 {
 	Pair p(8, 16);

@@ -134,11 +134,17 @@ TEST_F(AppsTest, ScriptedNotifyWaitAndList)
 	Proc srv;
 	spawn(srv, { server_bin, "-F", "-v", "-S", sock, "-l", "3M", "-n", "2", "-p", pidfile });
 	ASSERT_TRUE(wait_socket()) << slurp(srv.err);
+	/* The PID file is written once the server listens. */
+	ASSERT_TRUE(wait_until([&] { return !slurp(pidfile).empty(); }));
 	EXPECT_EQ(std::stoi(slurp(pidfile)), srv.pid);
 
 	Proc waiter;
 	spawn(waiter, { client_bin, "-S", sock, "--connect-timeout", "5000", "-w", "1",
 			"-t", "20000" });
+	/* The waiter must be peer 0 before the notifier connects. */
+	ASSERT_TRUE(wait_until([&] {
+		return slurp(srv.err).find("peer 0 connected") != std::string::npos;
+	}, 10000)) << slurp(srv.err);
 	/* Wait for the waiter (id 0) to be known, then ring its vector 1. */
 	std::string out, err;
 	EXPECT_EQ(run({ client_bin, "-S", sock, "--wait-peers", "1", "-t", "10000",

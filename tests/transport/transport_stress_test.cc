@@ -91,7 +91,7 @@ protected:
 		c.params.ring_size = 256;
 		c.params.buf_size = 2048;
 		c.params.max_pkt_len = 9000;
-		c.params.peer_timeout_ms = 500;
+		c.params.peer_timeout_ms = 2000;
 		// Four busy threads on two cores would starve each other:
 		// spin briefly, then sleep on the doorbell (socket) or back
 		// off (shm).

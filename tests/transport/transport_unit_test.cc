@@ -126,9 +126,9 @@ TEST(TransportParams, SizesAndValidation)
 {
 	ivshm_transport_params p = {};
 	uint64_t def = ivshm_transport_channel_memsize(&p);
-	// 2 directions x 1024 buffers x 2048 bytes plus rings.
-	EXPECT_GT(def, 2ull * 1024 * 2048);
-	EXPECT_LT(def, 2ull * 1024 * 2048 + 64 * 1024);
+	// 2 directions x 1024 buffers x (2048 + 64 bytes of padding: an odd
+	// number of cache lines per buffer) plus rings.
+	EXPECT_EQ(def, 4096ull * 5 + 2ull * 1024 * 2112);
 	EXPECT_EQ(ivshm_transport_channel_memsize(nullptr), def);
 	uint64_t r = ivshm_transport_region_size(1, &p);
 	EXPECT_GE(r, def + 40960);
