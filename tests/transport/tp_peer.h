@@ -66,6 +66,7 @@ struct PeerConfig {
 	bool lenient = false;        // start lenient (hostile phase)
 	int deadline_ms = 60000;
 	int reset_every_ms = 0;      // control thread resets the channel
+	bool zero_copy = false;      // tx_reserve/commit and rx_peek/release
 };
 
 inline PeerShared *map_shared(size_t n)
@@ -131,7 +132,59 @@ inline int run_peer(const PeerConfig &cfg, PeerShared *sh,
 	std::atomic<bool> strict{!cfg.lenient};
 	std::atomic<uint64_t> strict_from_ups{0};
 
+	ivshm_transport_info info;
+	ivshm_transport_info_get(ch, &info);
+	const uint32_t bs = info.buf_size;
+
+	// Zero-copy transmit: whole packets into reserved buffers, chained.
+	auto tx_zc = [&] {
+		std::vector<uint8_t> scratch(9728);
+		ivshm_transport_buf b[32];
+		uint64_t seq = cfg.tx_seq0;
+		uint64_t end = cfg.tx_count ? cfg.tx_seq0 + cfg.tx_count : UINT64_MAX;
+		while (!stop.load(std::memory_order_relaxed) && seq < end) {
+			uint16_t r = ivshm_transport_tx_reserve(ch, 0, b, 32);
+			uint16_t used = 0;
+			uint64_t s0 = seq;
+			while (r && seq < end) {
+				uint32_t len = pkt_len(cfg.salt, seq, cfg.max_len);
+				uint32_t segs = (len + bs - 1) / bs;
+				if (used + segs > r)
+					break;
+				fill_pkt(scratch.data(), seq, len);
+				for (uint32_t k = 0; k < segs; k++) {
+					uint32_t off = k * bs;
+					uint32_t c = len - off < bs ? len - off : bs;
+					memcpy(b[used + k].data, &scratch[off], c);
+					b[used + k].len = c;
+					b[used + k].flags = k + 1 < segs
+						? IVSHM_TRANSPORT_F_MORE : 0;
+				}
+				used = (uint16_t)(used + segs);
+				seq++;
+			}
+			if (r) {
+				uint16_t pub = ivshm_transport_tx_commit(ch, 0, b, used);
+				if (pub != used)
+					seq = s0; // cannot happen: all valid
+			}
+			sh->sent.store(seq - cfg.tx_seq0, std::memory_order_relaxed);
+			if (seq == s0) {
+				if (now_ms() > deadline)
+					break;
+				if (!ivshm_transport_link(ch))
+					usleep(200);
+				else
+					sched_yield();
+			}
+		}
+	};
+
 	std::thread tx([&] {
+		if (cfg.zero_copy) {
+			tx_zc();
+			return;
+		}
 		std::vector<uint8_t> buf(32 * 9728);
 		ivshm_transport_pkt pk[32];
 		uint64_t seq = cfg.tx_seq0;
@@ -175,7 +228,32 @@ inline int run_peer(const PeerConfig &cfg, PeerShared *sh,
 				pk[i].data = &buf[(size_t)i * 9728];
 				pk[i].len = 9728;
 			}
-			uint16_t n = ivshm_transport_rx_burst(ch, 0, pk, 32);
+			uint16_t n, nb = 0;
+			if (cfg.zero_copy) {
+				// Peek whole packets and gather each into its slot.
+				ivshm_transport_buf b[32];
+				nb = ivshm_transport_rx_peek(ch, 0, b, 32);
+				n = 0;
+				for (uint16_t k = 0; k < nb; n++) {
+					uint32_t off = 0;
+					uint8_t *dst = &buf[(size_t)n * 9728];
+					for (;;) {
+						if (off + b[k].len > 9728)
+							break; // cannot happen
+						memcpy(dst + off, b[k].data, b[k].len);
+						off += b[k].len;
+						if (!(b[k++].flags & IVSHM_TRANSPORT_F_MORE) ||
+						    k >= nb)
+							break;
+					}
+					pk[n].data = dst;
+					pk[n].len = off;
+				}
+				if (nb)
+					ivshm_transport_rx_release(ch, 0, nb);
+			} else {
+				n = ivshm_transport_rx_burst(ch, 0, pk, 32);
+			}
 			if (n == 0) {
 				if (now_ms() > deadline)
 					break;

@@ -107,6 +107,58 @@ TEST_P(Threads, StreamsBothWaysIntact)
 	}
 }
 
+TEST_P(Threads, ZeroCopyStreamsBothWaysIntact)
+{
+	tp::PeerConfig a = cfg(5, 6), b = cfg(6, 5);
+	a.tx_count = b.tx_count = kPkts;
+	a.rx_expect = b.rx_expect = kPkts;
+	a.zero_copy = true; // A: reserve/commit and peek/release
+	int ra = -1, rb = -1;
+	tp::PeerShared *sh = sh_.get();
+	std::thread ta([&] { ra = tp::run_peer(a, &sh[0], &sh[1]); });
+	std::thread tb([&] { rb = tp::run_peer(b, &sh[1], &sh[0]); });
+	ta.join();
+	tb.join();
+	EXPECT_EQ(ra, 0);
+	EXPECT_EQ(rb, 0);
+	for (int i = 0; i < 2; i++) {
+		SCOPED_TRACE(i);
+		EXPECT_EQ(sh[i].rcvd.load(), kPkts);
+		EXPECT_EQ(sh[i].bad.load(), 0u);
+		EXPECT_EQ(sh[i].jumps.load(), 0u);
+		EXPECT_EQ(sh[i].errors.load(), 0u);
+	}
+}
+
+TEST_P(Threads, ResetsDuringZeroCopyTrafficLoseOnlyInFlightPackets)
+{
+	tp::PeerConfig a = cfg(7, 8), b = cfg(8, 7);
+	a.zero_copy = b.zero_copy = true;
+	a.reset_every_ms = 30;
+	int ra = -1, rb = -1;
+	tp::PeerShared *sh = sh_.get();
+	std::thread ta([&] { ra = tp::run_peer(a, &sh[0]); });
+	std::thread tb([&] { rb = tp::run_peer(b, &sh[1]); });
+	uint64_t end = tp::now_ms() + 60000;
+	while (tp::now_ms() < end &&
+	       (sh[0].rcvd.load() < kPkts / 2 || sh[1].rcvd.load() < kPkts / 2 ||
+		sh[0].link_ups.load() < 10))
+		usleep(5000);
+	sh[0].cmd = tp::CMD_STOP;
+	sh[1].cmd = tp::CMD_STOP;
+	ta.join();
+	tb.join();
+	EXPECT_EQ(ra, 0);
+	EXPECT_EQ(rb, 0);
+	EXPECT_GE(sh[0].link_ups.load(), 10u);
+	for (int i = 0; i < 2; i++) {
+		SCOPED_TRACE(i);
+		EXPECT_GE(sh[i].rcvd.load(), kPkts / 2);
+		EXPECT_EQ(sh[i].bad.load(), 0u);
+		EXPECT_LE(sh[i].jumps.load(), sh[i].link_ups.load());
+	}
+}
+
 TEST_P(Threads, ResetsDuringTrafficLoseOnlyInFlightPackets)
 {
 	tp::PeerConfig a = cfg(3, 4), b = cfg(4, 3);
