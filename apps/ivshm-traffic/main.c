@@ -41,6 +41,8 @@ static void usage(FILE *f)
 "  --no-ack           gen: send END but wait for no ACK (one-way paths, e.g. to a\n"
 "                     tap device through ivshm-fwd): status ok once all is sent\n"
 "  --rate PPS         gen: at most PPS packets per second\n"
+"  --corrupt-every N  gen, to test receivers: flip a byte of every Nth packet\n"
+"                     after its checksum is computed\n"
 "  --one-way          sink: one-way latency from the generator's time stamps\n"
 "                     (meaningful only when both share a clock: same host)\n"
 "  --seed N           random sizes seed\n"
@@ -119,7 +121,7 @@ static int parse_size(const char *s, struct tr_opts *o)
 enum {
 	OPT_EP = 256, OPT_CHANNEL, OPT_SIZE, OPT_COUNT, OPT_DURATION, OPT_MODE,
 	OPT_BURST, OPT_WINDOW, OPT_TIMEOUT, OPT_INTERVAL, OPT_QUEUES, OPT_RING,
-	OPT_BUF, OPT_MAXPKT, OPT_NOVERIFY, OPT_SEED, OPT_NOACK, OPT_RATE, OPT_PEERTMO, OPT_ONEWAY,
+	OPT_BUF, OPT_MAXPKT, OPT_NOVERIFY, OPT_SEED, OPT_NOACK, OPT_RATE, OPT_PEERTMO, OPT_ONEWAY, OPT_CORRUPT,
 };
 
 int main(int argc, char **argv)
@@ -143,6 +145,7 @@ int main(int argc, char **argv)
 		{ "no-ack", no_argument, NULL, OPT_NOACK },
 		{ "rate", required_argument, NULL, OPT_RATE },
 		{ "one-way", no_argument, NULL, OPT_ONEWAY },
+		{ "corrupt-every", required_argument, NULL, OPT_CORRUPT },
 		{ "peer-timeout", required_argument, NULL, OPT_PEERTMO },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "help", no_argument, NULL, 'h' },
@@ -264,6 +267,10 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NOVERIFY:
 			o.verify_payload = 0;
+			break;
+		case OPT_CORRUPT:
+			if (parse_u64(optarg, 1, UINT64_MAX, &o.corrupt_every))
+				what = "--corrupt-every";
 			break;
 		case OPT_ONEWAY:
 			o.one_way = 1;

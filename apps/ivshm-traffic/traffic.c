@@ -423,7 +423,10 @@ static int run_gen(struct tr *t)
 		while (more && npend < b) {
 			uint32_t len = next_size(t);
 
-			build(pend[npend].data, len, TR_DATA, seq++, NULL, 0);
+			build(pend[npend].data, len, TR_DATA, seq, NULL, 0);
+			if (o->corrupt_every && seq % o->corrupt_every == o->corrupt_every - 1)
+				((uint8_t *)pend[npend].data)[len - 1] ^= 0x5a;
+			seq++;
 			pend[npend].len = len;
 			npend++;
 			if ((o->count && seq >= o->count) ||

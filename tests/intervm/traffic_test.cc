@@ -224,6 +224,37 @@ TEST_F(Traffic, ShmOneWayLatency)
 	EXPECT_LE(av, mx) << ll;
 }
 
+// Damaged packets are caught: by the payload check, and by the checksum
+// alone (--no-verify); both ends fail, the sink counts each one.
+TEST_F(Traffic, ShmCorruptionDetected)
+{
+	for (bool checksum_only : { false, true }) {
+		iv::Procs ps;
+		std::vector<std::string> sa = { "--count", "10000" };
+		if (checksum_only)
+			sa.push_back("--no-verify");
+		std::string verify = checksum_only ? "checksum only" : "payload check";
+		std::string f = shm_ + (checksum_only ? "-csum" : "-full");
+		std::string ep = "shm:" + f + "?size=16M";
+		size_t s = ps.spawn("sink", tool("sink", ep, sa));
+		size_t g = ps.spawn("gen", tool("gen", ep, { "--count", "10000", "--size", "64-300",
+							     "--corrupt-every", "100" }));
+		ASSERT_TRUE(ps.wait(g, deadline_));
+		ASSERT_TRUE(ps.wait(s, deadline_));
+		std::string lg = iv::result_line(ps.output(g), "IVSHM_TRAFFIC");
+		std::string ls = iv::result_line(ps.output(s), "IVSHM_TRAFFIC");
+		EXPECT_EQ(sfield(ls, "status"), "fail") << ls;
+		EXPECT_EQ(sfield(lg, "status"), "fail") << lg;
+		EXPECT_EQ(ps.exit_code(s), 1);
+		EXPECT_EQ(ps.exit_code(g), 1);
+		EXPECT_EQ(field(ls, "corrupt"), 100) << verify << ": " << ls;
+		EXPECT_EQ(field(ls, "packets"), 9900) << ls;
+		EXPECT_EQ(field(ls, "expected"), 10000) << ls;
+		EXPECT_EQ(field(lg, "peer_corrupt"), 100) << lg;
+		unlink(f.c_str());
+	}
+}
+
 TEST_F(Traffic, NoPeerFailsWithinTimeout)
 {
 	int64_t t0 = iv::now_ms();
