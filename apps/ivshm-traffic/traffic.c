@@ -329,9 +329,19 @@ static void print_rates(const struct tr *t, char *buf, size_t n)
 	uint64_t b = t->t_last > a ? t->t_last : a;
 	double secs = (double)(b - a) / 1e9;
 
-	snprintf(buf, n, "packets=%" PRIu64 " bytes=%" PRIu64 " secs=%.3f mpps=%.4f gbps=%.4f",
+	struct ivshm_transport_stats st;
+
+	/* The channel's own counters say why packets went missing, if any
+	 * did: a link flap (peer judged dead, reset) drops what is in flight. */
+	memset(&st, 0, sizeof(st));
+	ivshm_transport_stats_get(t->ch, &st);
+	snprintf(buf, n, "packets=%" PRIu64 " bytes=%" PRIu64 " secs=%.3f mpps=%.4f gbps=%.4f"
+		 " link_downs=%" PRIu64 " resets=%" PRIu64 " peer_deaths=%" PRIu64
+		 " tx_drops=%" PRIu64 " rx_drops=%" PRIu64 " ring_errors=%" PRIu64,
 		 t->pkts, t->bytes, secs, secs > 0 ? (double)t->pkts / secs / 1e6 : 0.0,
-		 secs > 0 ? (double)t->bytes * 8 / secs / 1e9 : 0.0);
+		 secs > 0 ? (double)t->bytes * 8 / secs / 1e9 : 0.0,
+		 st.link_downs, st.resets, st.peer_deaths, st.tx[0].drops, st.rx[0].drops,
+		 st.tx[0].errors + st.rx[0].errors);
 }
 
 /*
@@ -390,7 +400,7 @@ static int run_gen(struct tr *t)
 	uint8_t *rxb = malloc(t->max_len);
 	uint64_t seq = 0, last_progress, deadline, end_time;
 	int ok = 1;
-	char rates[256];
+	char rates[512];
 
 	if (!pend || !mem || !rxb) {
 		fprintf(stderr, "ivshm-traffic: out of memory\n");
@@ -535,7 +545,7 @@ static int run_rx(struct tr *t)
 	uint8_t ackb[TR_ACK_LEN + 16];
 	uint64_t idle_since, end_time;
 	int ok = 1, echo = o->role == TR_ECHO;
-	char rates[256];
+	char rates[512];
 
 	if (!pk || !mem) {
 		fprintf(stderr, "ivshm-traffic: out of memory\n");
@@ -701,7 +711,7 @@ static int run_ping(struct tr *t)
 	uint8_t *mem = malloc((size_t)b * t->max_len);
 	uint64_t sent = 0, got = 0, last_progress, end_time;
 	int ok = 1, sending = 1, end_back = 0;
-	char rates[256];
+	char rates[512];
 
 	t->cap_rtt = o->count && o->count < (1u << 22) ? o->count : (1u << 22);
 	t->rtt = malloc(t->cap_rtt * sizeof(uint64_t));

@@ -27,7 +27,10 @@ const int kDeadlineMs = 60000;
 std::vector<std::string> tool(const std::string &role, const std::string &ep,
 			      std::vector<std::string> more)
 {
-	std::vector<std::string> a = { IVSHM_TRAFFIC, role, "--ep", ep, "--timeout", "20" };
+	// A 10 s peer timeout: on a loaded 2-core machine a process can miss
+	// 3 s of heartbeats; these tests check data, not liveness detection.
+	std::vector<std::string> a = { IVSHM_TRAFFIC, role, "--ep", ep, "--timeout", "20",
+				       "--peer-timeout", "10000" };
 	a.insert(a.end(), more.begin(), more.end());
 	return a;
 }

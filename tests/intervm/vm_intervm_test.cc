@@ -92,7 +92,8 @@ std::vector<std::string> qemu(const std::string &sock, const std::vector<std::st
 std::vector<std::string> tr(const std::string &role, int channel, std::vector<std::string> more)
 {
 	std::vector<std::string> a = { "ivshm-traffic", role, "--ep", "pci:auto", "--channel",
-				       std::to_string(channel), "--timeout", "90" };
+				       std::to_string(channel), "--timeout", "90",
+				       "--peer-timeout", "10000" };
 	a.insert(a.end(), more.begin(), more.end());
 	return a;
 }
