@@ -322,8 +322,10 @@ static void reap(struct ivshm_server *srv)
 	}
 	/* A crowd of peers that came and went leaves its queues scattered
 	 * over the heap, which malloc keeps: the server would stay at its
-	 * peak size for ever. Hand whole free pages back now and then. */
-	if (srv->freed >= SERVER_TRIM_BYTES) {
+	 * peak size for ever. Hand whole free pages back now and then, and
+	 * whenever the last peer has gone (what is left is then all free). */
+	if (srv->freed >= SERVER_TRIM_BYTES ||
+	    (srv->freed > 0 && srv->npeers == 0)) {
 		malloc_trim(0);
 		srv->freed = 0;
 	}
