@@ -32,6 +32,10 @@ extern int ivshm_logtype;
 
 /** Most buffers handled per transport call inside one burst. */
 #define IVSHM_PMD_BURST 64u
+/** Transmit calls skipped after the ring was found full. */
+#ifndef IVSHM_PMD_TX_BACKOFF
+#define IVSHM_PMD_TX_BACKOFF 4u
+#endif
 /** Raw mbufs kept ready per rx queue (refilled in bulk from the pool,
  *  initialised one by one as they are used). */
 #define IVSHM_PMD_STASH (2u * IVSHM_PMD_BURST)
@@ -78,6 +82,7 @@ struct ivshm_tx_queue {
 	uint32_t buf_size;
 	uint32_t max_pkt_len;
 	uint8_t fast_free;      /**< RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE */
+	uint32_t full_backoff;  /**< calls left to skip after a full ring */
 	uint64_t packets;
 	uint64_t bytes;
 	uint64_t errors;        /**< packets refused: empty or too long */

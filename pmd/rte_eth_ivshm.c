@@ -293,9 +293,21 @@ eth_ivshm_tx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 	}
 	if (unlikely(np == 0))
 		return 0;
+	/*
+	 * The ring was full a moment ago: skip a few calls instead of asking
+	 * again at once. Each reserve on a full ring re-reads the consumer's
+	 * index, pulling its cache line away from the consumer core just as it
+	 * frees slots; backing off lets the consumer drain a whole burst.
+	 */
+	if (unlikely(q->full_backoff > 0) && need > 0) {
+		q->full_backoff--;
+		return 0;
+	}
 
 	uint16_t got = need ? ivshm_transport_tx_reserve(q->ch, q->qid,
 							 q->bufs, need) : 0;
+	if (unlikely(got < need))
+		q->full_backoff = IVSHM_PMD_TX_BACKOFF;
 	uint16_t k = 0, i;
 	uint64_t bytes = 0;
 	uint32_t sent = 0, multi = 0;

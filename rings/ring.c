@@ -173,3 +173,9 @@ int ivshm_ring_needs_wake(struct ivshm_ring *r)
 	 * with nothing in particular: F0/F1 already order the handshake. */
 	return ivshm_exchange_acq_rel(r->ivshm__wake, 0u) != 0;
 }
+
+/* Out of line on purpose: see ivshm__ring_copy() in ring.h. */
+void ivshm__ring_memcpy(void *dst, const void *src, size_t bytes)
+{
+	memcpy(dst, src, bytes);
+}

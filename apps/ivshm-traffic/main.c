@@ -41,7 +41,13 @@ static void usage(FILE *f)
 "  --no-ack           gen: send END but wait for no ACK (one-way paths, e.g. to a\n"
 "                     tap device through ivshm-fwd): status ok once all is sent\n"
 "  --rate PPS         gen: at most PPS packets per second\n"
+"  --corrupt-every N  gen, to test receivers: flip a byte of every Nth packet\n"
+"                     after its checksum is computed\n"
+"  --one-way          sink: one-way latency from the generator's time stamps\n"
+"                     (meaningful only when both share a clock: same host)\n"
 "  --seed N           random sizes seed\n"
+"  --peer-timeout MS  heartbeat silence that means the peer (or a side's\n"
+"                     holder, when opening) is dead (default 3000)\n"
 "  -v, -q             more / less on stderr\n"
 "Last line on stdout: IVSHM_TRAFFIC role=.. status=ok|fail key=value...\n"
 "Exit status: 0 ok, 1 failed check or peer problem, 2 bad arguments.\n");
@@ -115,7 +121,7 @@ static int parse_size(const char *s, struct tr_opts *o)
 enum {
 	OPT_EP = 256, OPT_CHANNEL, OPT_SIZE, OPT_COUNT, OPT_DURATION, OPT_MODE,
 	OPT_BURST, OPT_WINDOW, OPT_TIMEOUT, OPT_INTERVAL, OPT_QUEUES, OPT_RING,
-	OPT_BUF, OPT_MAXPKT, OPT_NOVERIFY, OPT_SEED, OPT_NOACK, OPT_RATE,
+	OPT_BUF, OPT_MAXPKT, OPT_NOVERIFY, OPT_SEED, OPT_NOACK, OPT_RATE, OPT_PEERTMO, OPT_ONEWAY, OPT_CORRUPT,
 };
 
 int main(int argc, char **argv)
@@ -138,6 +144,9 @@ int main(int argc, char **argv)
 		{ "no-verify", no_argument, NULL, OPT_NOVERIFY },
 		{ "no-ack", no_argument, NULL, OPT_NOACK },
 		{ "rate", required_argument, NULL, OPT_RATE },
+		{ "one-way", no_argument, NULL, OPT_ONEWAY },
+		{ "corrupt-every", required_argument, NULL, OPT_CORRUPT },
+		{ "peer-timeout", required_argument, NULL, OPT_PEERTMO },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -153,6 +162,13 @@ int main(int argc, char **argv)
 	o.window = 1;
 	o.verify_payload = 1;
 	o.tp.rx_mode = IVSHM_TRANSPORT_RX_ADAPTIVE;
+	/*
+	 * The transport's 1 s default is short for guests under TCG on a busy
+	 * host: a holder that misses its heartbeats that long while we open
+	 * the channel is judged dead and loses its side. 3 s, as net_ivshmem.
+	 */
+	o.tp.peer_timeout_ms = 3000;
+	o.tp.open_timeout_ms = 3000;
 
 	if (argc < 2) {
 		usage(stderr);
@@ -252,8 +268,21 @@ int main(int argc, char **argv)
 		case OPT_NOVERIFY:
 			o.verify_payload = 0;
 			break;
+		case OPT_CORRUPT:
+			if (parse_u64(optarg, 1, UINT64_MAX, &o.corrupt_every))
+				what = "--corrupt-every";
+			break;
+		case OPT_ONEWAY:
+			o.one_way = 1;
+			break;
 		case OPT_NOACK:
 			o.no_ack = 1;
+			break;
+		case OPT_PEERTMO:
+			if (parse_u64(optarg, 10, 3600000, &v))
+				what = "--peer-timeout";
+			o.tp.peer_timeout_ms = (uint32_t)v;
+			o.tp.open_timeout_ms = (uint32_t)v;
 			break;
 		case OPT_RATE:
 			if (parse_double(optarg, 1, 1e9, &o.rate))

@@ -206,6 +206,8 @@ struct tr {
 	/* gen / ping */
 	int ack_seen;
 	struct tr_ack ack;
+	/* sink: one-way latency (ns) */
+	uint64_t lat_min, lat_max, lat_sum, lat_n;
 	/* sink: Ethernet addresses of the first DATA frame (MAC rewrites) */
 	uint8_t first_dst[6], first_src[6];
 	/* ping */
@@ -327,9 +329,19 @@ static void print_rates(const struct tr *t, char *buf, size_t n)
 	uint64_t b = t->t_last > a ? t->t_last : a;
 	double secs = (double)(b - a) / 1e9;
 
-	snprintf(buf, n, "packets=%" PRIu64 " bytes=%" PRIu64 " secs=%.3f mpps=%.4f gbps=%.4f",
+	struct ivshm_transport_stats st;
+
+	/* The channel's own counters say why packets went missing, if any
+	 * did: a link flap (peer judged dead, reset) drops what is in flight. */
+	memset(&st, 0, sizeof(st));
+	ivshm_transport_stats_get(t->ch, &st);
+	snprintf(buf, n, "packets=%" PRIu64 " bytes=%" PRIu64 " secs=%.3f mpps=%.4f gbps=%.4f"
+		 " link_downs=%" PRIu64 " resets=%" PRIu64 " peer_deaths=%" PRIu64
+		 " tx_drops=%" PRIu64 " rx_drops=%" PRIu64 " ring_errors=%" PRIu64,
 		 t->pkts, t->bytes, secs, secs > 0 ? (double)t->pkts / secs / 1e6 : 0.0,
-		 secs > 0 ? (double)t->bytes * 8 / secs / 1e9 : 0.0);
+		 secs > 0 ? (double)t->bytes * 8 / secs / 1e9 : 0.0,
+		 st.link_downs, st.resets, st.peer_deaths, st.tx[0].drops, st.rx[0].drops,
+		 st.tx[0].errors + st.rx[0].errors);
 }
 
 /*
@@ -388,7 +400,7 @@ static int run_gen(struct tr *t)
 	uint8_t *rxb = malloc(t->max_len);
 	uint64_t seq = 0, last_progress, deadline, end_time;
 	int ok = 1;
-	char rates[256];
+	char rates[512];
 
 	if (!pend || !mem || !rxb) {
 		fprintf(stderr, "ivshm-traffic: out of memory\n");
@@ -421,7 +433,10 @@ static int run_gen(struct tr *t)
 		while (more && npend < b) {
 			uint32_t len = next_size(t);
 
-			build(pend[npend].data, len, TR_DATA, seq++, NULL, 0);
+			build(pend[npend].data, len, TR_DATA, seq, NULL, 0);
+			if (o->corrupt_every && seq % o->corrupt_every == o->corrupt_every - 1)
+				((uint8_t *)pend[npend].data)[len - 1] ^= 0x5a;
+			seq++;
 			pend[npend].len = len;
 			npend++;
 			if ((o->count && seq >= o->count) ||
@@ -530,7 +545,7 @@ static int run_rx(struct tr *t)
 	uint8_t ackb[TR_ACK_LEN + 16];
 	uint64_t idle_since, end_time;
 	int ok = 1, echo = o->role == TR_ECHO;
-	char rates[256];
+	char rates[512];
 
 	if (!pk || !mem) {
 		fprintf(stderr, "ivshm-traffic: out of memory\n");
@@ -595,6 +610,16 @@ static int run_rx(struct tr *t)
 			t->bytes += pk[i].len;
 			t->t_last = now;
 			account_seq(t, h.seq);
+			if (o->one_way && now >= h.ts_ns) {
+				uint64_t l = now - h.ts_ns;
+
+				if (t->lat_n == 0 || l < t->lat_min)
+					t->lat_min = l;
+				if (l > t->lat_max)
+					t->lat_max = l;
+				t->lat_sum += l;
+				t->lat_n++;
+			}
 		}
 		if (echo) {
 			/* Everything goes back, END included, in order. */
@@ -648,6 +673,12 @@ static int run_rx(struct tr *t)
 	}
 	if (o->count && t->pkts != o->count)
 		ok = 0;
+	if (o->one_way)
+		printf("IVSHM_TRAFFIC_LATENCY channel=%u samples=%" PRIu64
+		       " lat_min_us=%.2f lat_avg_us=%.2f lat_max_us=%.2f\n",
+		       o->channel, t->lat_n, (double)t->lat_min / 1e3,
+		       t->lat_n ? (double)t->lat_sum / (double)t->lat_n / 1e3 : 0.0,
+		       (double)t->lat_max / 1e3);
 	print_rates(t, rates, sizeof(rates));
 	printf("IVSHM_TRAFFIC role=%s status=%s channel=%u %s expected=%" PRIu64
 	       " lost=%" PRIu64 " reordered=%" PRIu64 " corrupt=%" PRIu64
@@ -680,7 +711,7 @@ static int run_ping(struct tr *t)
 	uint8_t *mem = malloc((size_t)b * t->max_len);
 	uint64_t sent = 0, got = 0, last_progress, end_time;
 	int ok = 1, sending = 1, end_back = 0;
-	char rates[256];
+	char rates[512];
 
 	t->cap_rtt = o->count && o->count < (1u << 22) ? o->count : (1u << 22);
 	t->rtt = malloc(t->cap_rtt * sizeof(uint64_t));

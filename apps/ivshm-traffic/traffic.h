@@ -69,6 +69,10 @@ struct tr_opts {
 	int no_ack;                 /* gen: do not wait for an ACK (capture
 				       devices, one-way paths) */
 	double rate;                /* gen: packets per second (0: no limit) */
+	uint64_t corrupt_every;     /* gen, test aid: damage every Nth packet
+				       after its checksum (0: never) */
+	int one_way;                /* sink: one-way latency from the send
+				       time stamps (same clock: same host) */
 	uint64_t seed;
 	struct ivshm_transport_params tp;
 	int quiet;

@@ -139,10 +139,16 @@ int main(int argc, char **argv)
 			auto r1 = port_stats(rx, 0);
 			auto t1s = port_stats(tx, 0);
 			double t1 = now_s();
+			// Rates from testpmd's own "since last show" figures, which
+			// divide by the time between its samples inside the process
+			// (a loaded host may answer our commands late).
 			double dt = t1 - t0;
-			double mpps = (double)(r1["RX-packets"] - r0["RX-packets"]) / dt / 1e6;
-			double gbps = (double)(r1["RX-bytes"] - r0["RX-bytes"]) * 8 / dt / 1e9;
-			double tmpps = (double)(t1s["TX-packets"] - t0s["TX-packets"]) / dt / 1e6;
+			double mpps = r1.count("Rx-pps") ? (double)r1["Rx-pps"] / 1e6
+				: (double)(r1["RX-packets"] - r0["RX-packets"]) / dt / 1e6;
+			double gbps = r1.count("Rx-bps") ? (double)r1["Rx-bps"] / 1e9
+				: (double)(r1["RX-bytes"] - r0["RX-bytes"]) * 8 / dt / 1e9;
+			double tmpps = t1s.count("Tx-pps") ? (double)t1s["Tx-pps"] / 1e6
+				: (double)(t1s["TX-packets"] - t0s["TX-packets"]) / dt / 1e6;
 			printf("%4d %12.3f %12.3f %12.3f %10llu\n", s, mpps, gbps, tmpps,
 			       (unsigned long long)r1["RX-packets"]);
 			fflush(stdout);

@@ -71,6 +71,24 @@ static void pin(int cpu)
 		__atomic_store_n(&pin_failed, 1, __ATOMIC_RELAXED);
 }
 
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* How much of its measuring window a thread spent on a CPU: a run in which
+ * either thread was preempted (other programs share the CPUs) measures the
+ * scheduler, not the ring. */
+#define WINDOW_BEGIN() uint64_t w0_ = now_ns(), c0_ = cpu_ns()
+#define WINDOW_END(r, side)                                                    \
+	do {                                                                   \
+		(r)->wall[side] = now_ns() - w0_;                              \
+		(r)->on_cpu[side] = cpu_ns() - c0_;                            \
+	} while (0)
+
 /* One run's shared state. The flags sit on their own lines so that polling
  * them does not disturb the rings. */
 struct run {
@@ -81,6 +99,8 @@ struct run {
 	uint64_t count;   /* elements received (throughput) or round trips */
 	uint64_t elapsed; /* ns */
 	uint64_t errors;  /* sequence errors seen by the consumer */
+	uint64_t wall[2], on_cpu[2]; /* per thread: window length, CPU time in it */
+	uint64_t calls[2], short_calls[2]; /* producer, consumer: calls, calls moving < burst */
 	void *ring_a, *ring_b; /* implementation-specific handles */
 };
 
@@ -102,18 +122,25 @@ static void *NAME##_producer(void *arg)                                        \
 	struct run *r = arg;                                                   \
 	HANDLE_T *h = r->ring_a;                                               \
 	struct elem buf[MAX_BURST];                                            \
-	uint64_t seq = 0;                                                      \
-	unsigned b = r->burst, i;                                              \
+	uint64_t seq = 0, calls = 0, shorts = 0;                               \
+	unsigned b = r->burst, i, got;                                         \
                                                                                \
 	pin(0);                                                                \
 	wait_go(r);                                                            \
+	WINDOW_BEGIN();                                                        \
 	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {                 \
 		for (i = 0; i < b; i++) {                                      \
 			buf[i].seq = seq + i;                                  \
 			buf[i].filler = seq;                                   \
 		}                                                              \
-		seq += (unsigned)ENQ(h, buf, b);                               \
+		got = (unsigned)ENQ(h, buf, b);                                \
+		seq += got;                                                    \
+		calls++;                                                       \
+		shorts += got < b;                                             \
 	}                                                                      \
+	WINDOW_END(r, 0);                                                      \
+	r->calls[0] = calls;                                                   \
+	r->short_calls[0] = shorts;                                            \
 	return NULL;                                                           \
 }                                                                              \
                                                                                \
@@ -122,15 +149,18 @@ static void *NAME##_consumer(void *arg)                                        \
 	struct run *r = arg;                                                   \
 	HANDLE_T *h = r->ring_a;                                               \
 	struct elem buf[MAX_BURST];                                            \
-	uint64_t expect = 0, errors = 0, t0, t = 0;                            \
+	uint64_t expect = 0, errors = 0, t0, t = 0, calls = 0, shorts = 0;     \
 	unsigned b = r->burst, iter = 0;                                       \
 	int n, i;                                                              \
                                                                                \
 	pin(1);                                                                \
 	wait_go(r);                                                            \
+	WINDOW_BEGIN();                                                        \
 	t0 = now_ns();                                                         \
 	for (;;) {                                                             \
 		n = (int)DEQ(h, buf, b);                                       \
+		calls++;                                                       \
+		shorts += (unsigned)n < b;                                     \
 		for (i = 0; i < n; i++)                                        \
 			errors += buf[i].seq != expect + (unsigned)i;          \
 		expect += (unsigned)(n > 0 ? n : 0);                           \
@@ -140,6 +170,9 @@ static void *NAME##_consumer(void *arg)                                        \
 				break;                                         \
 		}                                                              \
 	}                                                                      \
+	WINDOW_END(r, 1);                                                      \
+	r->calls[1] = calls;                                                   \
+	r->short_calls[1] = shorts;                                            \
 	r->count = expect;                                                     \
 	r->elapsed = t - t0;                                                   \
 	r->errors = errors;                                                    \
@@ -158,6 +191,7 @@ static void *NAME##_ping(void *arg)                                            \
                                                                                \
 	pin(0);                                                                \
 	wait_go(r);                                                            \
+	WINDOW_BEGIN();                                                        \
 	t0 = now_ns();                                                         \
 	for (;;) {                                                             \
 		e.seq = trips;                                                 \
@@ -173,6 +207,7 @@ static void *NAME##_ping(void *arg)                                            \
 				break;                                         \
 		}                                                              \
 	}                                                                      \
+	WINDOW_END(r, 0);                                                      \
 	r->count = trips;                                                      \
 	r->elapsed = t - t0;                                                   \
 	r->errors = errors;                                                    \
@@ -190,12 +225,14 @@ static void *NAME##_pong(void *arg)                                            \
                                                                                \
 	pin(1);                                                                \
 	wait_go(r);                                                            \
+	WINDOW_BEGIN();                                                        \
 	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {                 \
 		if (DEQ(in, &e, 1) != 1)                                       \
 			continue;                                              \
 		while (ENQ(out, &e, 1) != 1)                                   \
 			;                                                      \
 	}                                                                      \
+	WINDOW_END(r, 1);                                                      \
 	return NULL;                                                           \
 }
 
@@ -292,6 +329,49 @@ static double median(const double *v, int n)
 	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
+/* The smaller of the two threads' on-CPU shares of their windows. */
+static double share(const struct run *r)
+{
+	double a = r->wall[0] ? (double)r->on_cpu[0] / (double)r->wall[0] : 0;
+	double b = r->wall[1] ? (double)r->on_cpu[1] / (double)r->wall[1] : 0;
+
+	return a < b ? a : b;
+}
+
+#define CLEAN_SHARE 0.9
+#define MIN_CLEAN 3
+
+/*
+ * Keep the repetitions in which both runs (ours and rte_ring, or ours
+ * alone) had both threads on a CPU for CLEAN_SHARE of the time, if at least
+ * MIN_CLEAN did; else keep all. Writes the kept indices, returns how many.
+ */
+static int pick_clean(const double *sa, const double *sb, int reps, int *keep,
+		      int *nclean)
+{
+	int n = 0, r;
+
+	for (r = 0; r < reps; r++)
+		if (sa[r] >= CLEAN_SHARE && (!sb || sb[r] >= CLEAN_SHARE))
+			keep[n++] = r;
+	*nclean = n;
+	if (n >= MIN_CLEAN)
+		return n;
+	for (r = 0; r < reps; r++)
+		keep[r] = r;
+	return reps;
+}
+
+static double median_of(const double *v, const int *keep, int n)
+{
+	double t[MAX_REPS];
+	int i;
+
+	for (i = 0; i < n; i++)
+		t[i] = v[keep[i]];
+	return median(t, n);
+}
+
 static void loadavg(char *buf, size_t len)
 {
 	FILE *f = fopen("/proc/loadavg", "r");
@@ -315,7 +395,11 @@ int main(void)
 	int reps = 15, have_rte = 0, rep, i, fail = 0;
 	uint64_t ms = 150, errors = 0;
 	double mops[NIMPL][NB][MAX_REPS], lat[NIMPL][MAX_REPS];
+	double mshare[NIMPL][NB][MAX_REPS], lshare[NIMPL][MAX_REPS];
+	double full_frac[NIMPL][NB][MAX_REPS], empty_frac[NIMPL][NB][MAX_REPS];
 	double med_mops[NIMPL][NB], med_lat[NIMPL];
+	int clean_mops[NB], clean_lat;
+	double pair[NB + 1][MAX_REPS], med_pair[NB + 1];
 	static struct run run;
 	static struct ivshm_pair ivp[2];
 	char la0[128], la1[128];
@@ -376,6 +460,11 @@ int main(void)
 #endif
 				}
 				errors += run.errors;
+				mshare[which][i][rep] = share(&run);
+				full_frac[which][i][rep] = run.calls[0]
+					? (double)run.short_calls[0] / (double)run.calls[0] : 0;
+				empty_frac[which][i][rep] = run.calls[1]
+					? (double)run.short_calls[1] / (double)run.calls[1] : 0;
 				mops[which][i][rep] = run.elapsed
 					? (double)run.count * 1e3 / (double)run.elapsed
 					: 0;
@@ -409,6 +498,7 @@ int main(void)
 #endif
 			}
 			errors += run.errors;
+			lshare[which][rep] = share(&run);
 			lat[which][rep] = run.count
 				? (double)run.elapsed / (double)run.count / 2
 				: 0;
@@ -416,14 +506,33 @@ int main(void)
 	}
 	loadavg(la1, sizeof(la1));
 
-	for (int impl = 0; impl < NIMPL; impl++) {
-		for (i = 0; i < (int)NB; i++)
-			med_mops[impl][i] = median(mops[impl][i], reps);
-		med_lat[impl] = median(lat[impl], reps);
+	{
+		int keep[MAX_REPS], n;
+
+		for (i = 0; i < (int)NB; i++) {
+			n = pick_clean(mshare[IMPL_IV][i],
+				       have_rte ? mshare[IMPL_RTE][i] : NULL, reps,
+				       keep, &clean_mops[i]);
+			for (int impl = 0; impl < NIMPL; impl++)
+				med_mops[impl][i] = median_of(mops[impl][i], keep, n);
+			for (rep = 0; rep < n; rep++)
+				pair[i][rep] = mops[IMPL_IV][i][keep[rep]] /
+					       mops[IMPL_RTE][i][keep[rep]];
+			med_pair[i] = median(pair[i], n);
+		}
+		n = pick_clean(lshare[IMPL_IV], have_rte ? lshare[IMPL_RTE] : NULL,
+			       reps, keep, &clean_lat);
+		for (int impl = 0; impl < NIMPL; impl++)
+			med_lat[impl] = median_of(lat[impl], keep, n);
+		for (rep = 0; rep < n; rep++)
+			pair[NB][rep] = lat[IMPL_RTE][keep[rep]] / lat[IMPL_IV][keep[rep]];
+		med_pair[NB] = median(pair[NB], n);
 	}
-	if (!have_rte)
+	if (!have_rte) {
 		for (i = 0; i < (int)NB; i++)
-			med_mops[IMPL_RTE][i] = 0.0 / 0.0, med_lat[IMPL_RTE] = 0.0 / 0.0;
+			med_mops[IMPL_RTE][i] = med_pair[i] = 0.0 / 0.0;
+		med_lat[IMPL_RTE] = med_pair[NB] = 0.0 / 0.0;
+	}
 
 	printf("ring_bench: SPSC, %u-byte elements, %u slots, producer CPU 0, consumer CPU 1%s\n",
 	       ESZ, CAPACITY, pin_failed ? " (pinning FAILED: unpinned)" : "");
@@ -433,33 +542,50 @@ int main(void)
 	printf("  rte_ring: %s\n", have_rte ? "DPDK " RING_BENCH_RTE_VERSION
 					      ", sp_enqueue/sc_dequeue_burst_elem"
 					    : "not built (no DPDK): ratios are nan");
-	printf("\n%-24s %12s %12s %8s %11s\n", "case", "ivshm_ring", "rte_ring",
-	       "ratio", "pair-ratio");
+	printf("\n%-24s %12s %12s %8s %11s %7s\n", "case", "ivshm_ring", "rte_ring",
+	       "ratio", "pair-ratio", "clean");
 	for (i = 0; i < (int)NB; i++) {
 		char name[32];
-		double pr[MAX_REPS];
 
-		for (rep = 0; rep < reps; rep++)
-			pr[rep] = mops[IMPL_IV][i][rep] / mops[IMPL_RTE][i][rep];
 		snprintf(name, sizeof(name), "burst %-2u  Mops/s", bursts[i]);
-		printf("%-24s %12.1f %12.1f %8.2f %11.2f\n", name,
+		printf("%-24s %12.1f %12.1f %8.2f %11.2f %4d/%-2d\n", name,
 		       med_mops[IMPL_IV][i], med_mops[IMPL_RTE][i],
-		       med_mops[IMPL_IV][i] / med_mops[IMPL_RTE][i],
-		       have_rte ? median(pr, reps) : 0.0 / 0.0);
+		       med_mops[IMPL_IV][i] / med_mops[IMPL_RTE][i], med_pair[i],
+		       clean_mops[i], reps);
 	}
-	{
-		double pr[MAX_REPS];
-
-		for (rep = 0; rep < reps; rep++)
-			pr[rep] = lat[IMPL_RTE][rep] / lat[IMPL_IV][rep];
-		printf("%-24s %12.1f %12.1f %8.2f %11.2f\n", "one-way latency ns",
-		       med_lat[IMPL_IV], med_lat[IMPL_RTE],
-		       med_lat[IMPL_RTE] / med_lat[IMPL_IV],
-		       have_rte ? median(pr, reps) : 0.0 / 0.0);
-	}
+	printf("%-24s %12.1f %12.1f %8.2f %11.2f %4d/%-2d\n", "one-way latency ns",
+	       med_lat[IMPL_IV], med_lat[IMPL_RTE],
+	       med_lat[IMPL_RTE] / med_lat[IMPL_IV], med_pair[NB], clean_lat, reps);
 	printf("  ratio: of the medians; pair-ratio: median of the ratios of the two runs\n"
 	       "  of each repetition (adjacent in time, so less hurt by other load);\n"
-	       "  for latency both are rte_ring / ivshm_ring: above 1 means ours is faster\n");
+	       "  for latency both are rte_ring / ivshm_ring: above 1 means ours is faster.\n"
+	       "  clean: repetitions in which every thread was on a CPU >= %.0f%% of its\n"
+	       "  window; medians use only those when there are >= %d, else all.\n",
+	       CLEAN_SHARE * 100, MIN_CLEAN);
+	{
+		double all[NIMPL * (NB + 1) * MAX_REPS];
+		int k = 0;
+
+		for (int impl = 0; impl < (have_rte ? NIMPL : 1); impl++) {
+			for (i = 0; i < (int)NB; i++)
+				for (rep = 0; rep < reps; rep++)
+					all[k++] = mshare[impl][i][rep];
+			for (rep = 0; rep < reps; rep++)
+				all[k++] = lshare[impl][rep];
+		}
+		qsort(all, (size_t)k, sizeof(*all), cmp_double);
+		printf("  on-CPU share of the less lucky thread, median over all runs: %.0f%%\n",
+		       all[k / 2] * 100);
+	}
+	printf("  calls that moved less than a burst (median %%; producer: ring full,\n"
+	       "  consumer: ring short), ivshm_ring / rte_ring:");
+	for (i = 0; i < (int)NB; i++)
+		printf(" b%u prod %.0f/%.0f cons %.0f/%.0f;", bursts[i],
+		       median(full_frac[IMPL_IV][i], reps) * 100,
+		       have_rte ? median(full_frac[IMPL_RTE][i], reps) * 100 : 0.0 / 0.0,
+		       median(empty_frac[IMPL_IV][i], reps) * 100,
+		       have_rte ? median(empty_frac[IMPL_RTE][i], reps) * 100 : 0.0 / 0.0);
+	printf("\n");
 	printf("  burst 32 Mops/s per repetition, in time order, ivshm_ring:");
 	for (rep = 0; rep < reps; rep++)
 		printf(" %.0f", mops[IMPL_IV][NB - 1][rep]);

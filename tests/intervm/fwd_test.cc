@@ -96,7 +96,8 @@ protected:
 	{
 		std::vector<std::string> a = { IVSHM_TRAFFIC, role, "--ep",
 					       "shm:" + shm_ + "?size=16M", "--channel",
-					       std::to_string(channel), "--timeout", "30" };
+					       std::to_string(channel), "--timeout", "30",
+					       "--peer-timeout", "10000" };
 		a.insert(a.end(), more.begin(), more.end());
 		return a;
 	}

@@ -27,7 +27,10 @@ const int kDeadlineMs = 60000;
 std::vector<std::string> tool(const std::string &role, const std::string &ep,
 			      std::vector<std::string> more)
 {
-	std::vector<std::string> a = { IVSHM_TRAFFIC, role, "--ep", ep, "--timeout", "20" };
+	// A 10 s peer timeout: on a loaded 2-core machine a process can miss
+	// 3 s of heartbeats; these tests check data, not liveness detection.
+	std::vector<std::string> a = { IVSHM_TRAFFIC, role, "--ep", ep, "--timeout", "20",
+				       "--peer-timeout", "10000" };
 	a.insert(a.end(), more.begin(), more.end());
 	return a;
 }
@@ -205,6 +208,54 @@ TEST_F(Traffic, SocketPingEchoInterrupts)
 {
 	std::string ep = start_server();
 	ping_echo(ep, 2000, { "--mode", "intr" }, { "--mode", "intr" });
+}
+
+// Same host, same clock: the sink reports one-way latency from the
+// generator's time stamps, one sample per packet.
+TEST_F(Traffic, ShmOneWayLatency)
+{
+	size_t s = ps_.spawn("sink", tool("sink", shm_ep(), { "--one-way" }));
+	size_t g = ps_.spawn("gen", tool("gen", shm_ep(), { "--count", "10000", "--rate", "200000" }));
+	std::string lg = finish(g), ls = finish(s);
+	check_pair(g, s, lg, ls);
+	std::string ll = iv::result_line(ps_.output(s), "IVSHM_TRAFFIC_LATENCY");
+	EXPECT_EQ(field(ll, "samples"), 10000) << ll;
+	double mn = std::stod(sfield(ll, "lat_min_us")), av = std::stod(sfield(ll, "lat_avg_us")),
+	       mx = std::stod(sfield(ll, "lat_max_us"));
+	EXPECT_GT(mn, 0.0) << ll;
+	EXPECT_LE(mn, av) << ll;
+	EXPECT_LE(av, mx) << ll;
+}
+
+// Damaged packets are caught: by the payload check, and by the checksum
+// alone (--no-verify); both ends fail, the sink counts each one.
+TEST_F(Traffic, ShmCorruptionDetected)
+{
+	for (bool checksum_only : { false, true }) {
+		iv::Procs ps;
+		std::vector<std::string> sa = { "--count", "10000" };
+		if (checksum_only)
+			sa.push_back("--no-verify");
+		std::string verify = checksum_only ? "checksum only" : "payload check";
+		std::string f = shm_ + (checksum_only ? "-csum" : "-full");
+		std::string ep = "shm:" + f + "?size=16M";
+		size_t s = ps.spawn("sink", tool("sink", ep, sa));
+		size_t g = ps.spawn("gen", tool("gen", ep, { "--count", "10000", "--size", "64-300",
+							     "--corrupt-every", "100" }));
+		ASSERT_TRUE(ps.wait(g, deadline_));
+		ASSERT_TRUE(ps.wait(s, deadline_));
+		std::string lg = iv::result_line(ps.output(g), "IVSHM_TRAFFIC");
+		std::string ls = iv::result_line(ps.output(s), "IVSHM_TRAFFIC");
+		EXPECT_EQ(sfield(ls, "status"), "fail") << ls;
+		EXPECT_EQ(sfield(lg, "status"), "fail") << lg;
+		EXPECT_EQ(ps.exit_code(s), 1);
+		EXPECT_EQ(ps.exit_code(g), 1);
+		EXPECT_EQ(field(ls, "corrupt"), 100) << verify << ": " << ls;
+		EXPECT_EQ(field(ls, "packets"), 9900) << ls;
+		EXPECT_EQ(field(ls, "expected"), 10000) << ls;
+		EXPECT_EQ(field(lg, "peer_corrupt"), 100) << lg;
+		unlink(f.c_str());
+	}
 }
 
 TEST_F(Traffic, NoPeerFailsWithinTimeout)

@@ -111,18 +111,17 @@ protected:
 		return false;
 	}
 
-	// Poll "show port stats" until RX-packets stops moving (deadline).
-	static uint64_t settled_rx(Testpmd &t, int ms)
+	// Poll until counter @p key of port 0 reaches @p want (deadline): the
+	// tests wait for an amount of traffic, never for an amount of time.
+	static uint64_t wait_count(Testpmd &t, const char *key, uint64_t want, int ms)
 	{
-		uint64_t last = UINT64_MAX;
 		int64_t end = now_ms() + ms;
+		uint64_t v = 0;
 		for (;;) {
-			auto s = port_stats(t, 0);
-			uint64_t v = s["RX-packets"];
-			if (v == last || now_ms() > end)
+			v = port_stats(t, 0)[key];
+			if (v >= want || now_ms() > end)
 				return v;
-			last = v;
-			usleep(200000);
+			usleep(100000);
 		}
 	}
 
@@ -139,14 +138,14 @@ protected:
 		ASSERT_TRUE(wait_link(rx, "up", 10000)) << rx.output();
 		rx.command("start");
 		tx.command("start");
-		usleep(2000000);
+		EXPECT_GE(wait_count(rx, "RX-packets", 20000, 60000), 20000u);
 		tx.command("stop");
 		auto ts = port_stats(tx, 0);
-		uint64_t rx_pkts = settled_rx(rx, 10000);
+		uint64_t rx_pkts = wait_count(rx, "RX-packets", ts["TX-packets"], 30000);
 		rx.command("stop");
 		auto rs = port_stats(rx, 0);
 
-		EXPECT_GT(ts["TX-packets"], 10000u) << tx.output();
+		EXPECT_GE(ts["TX-packets"], 20000u) << tx.output();
 		EXPECT_EQ(ts["TX-packets"], rx_pkts)
 			<< rx.command("show port xstats 0") << tx.command("show port xstats 0")
 			<< rx.output() << tx.output();
@@ -173,13 +172,16 @@ protected:
 		// One burst of 32 packets from A, then both sides forward what
 		// they receive back out of the same port: 32 packets circulate.
 		a.command("start tx_first");
-		usleep(2000000);
+		EXPECT_GE(wait_count(a, "RX-packets", 20000, 60000), 20000u);
 		a.command("stop");
-		usleep(500000); // B drains the A->B ring; A polls no more
+		// B drains the A->B ring (A polls no more): wait until it has
+		// received all A sent, then stop it.
+		uint64_t a_sent = port_stats(a, 0)["TX-packets"];
+		wait_count(b, "RX-packets", a_sent, 30000);
 		b.command("stop");
 		auto as = port_stats(a, 0);
 		auto bs = port_stats(b, 0);
-		EXPECT_GT(as["RX-packets"], 1000u) << a.output() << b.output();
+		EXPECT_GE(as["RX-packets"], 20000u) << a.output() << b.output();
 		// B received everything A sent and forwarded all of it...
 		EXPECT_EQ(bs["RX-packets"], as["TX-packets"]);
 		EXPECT_EQ(bs["TX-packets"], bs["RX-packets"]);
@@ -246,13 +248,13 @@ TEST_F(PmdTestpmd, ShmTxonlyIntoRxonlyMultiSegment)
 	ASSERT_TRUE(wait_link(tx, "up", 10000));
 	rx.command("start");
 	tx.command("start");
-	usleep(1500000);
+	EXPECT_GE(wait_count(rx, "RX-packets", 2000, 60000), 2000u);
 	tx.command("stop");
 	auto ts = port_stats(tx, 0);
-	uint64_t rx_pkts = settled_rx(rx, 10000);
+	uint64_t rx_pkts = wait_count(rx, "RX-packets", ts["TX-packets"], 30000);
 	rx.command("stop");
 	auto rs = port_stats(rx, 0);
-	EXPECT_GT(ts["TX-packets"], 100u) << tx.output();
+	EXPECT_GE(ts["TX-packets"], 2000u) << tx.output();
 	EXPECT_EQ(rx_pkts, ts["TX-packets"]);
 	EXPECT_EQ(rs["RX-bytes"], rs["RX-packets"] * 9000u);
 	EXPECT_EQ(rs["RX-errors"], 0u);
