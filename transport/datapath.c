@@ -138,25 +138,29 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 		leave(&t->active);
 		return 0;
 	}
+	/* Locals: the memcpy calls below would make the compiler reload
+	 * every field through t. */
+	uint8_t *const bufs = t->bufs;
+	struct ivshm_tp_desc *const dr = desc(&t->ring, 0);
+
 	/* The buffers' lines were last read by the consumer on the other
 	 * core: ask for all of them (for writing) at once, so the misses
 	 * overlap instead of coming one per packet. */
 	for (int k = 0; k < got && k < 64; k++)
-		__builtin_prefetch(t->bufs + (size_t)((start + (uint32_t)k) & mask) * stride, 1);
+		__builtin_prefetch(bufs + (size_t)((start + (uint32_t)k) & mask) * stride, 1);
 	for (i = 0; i < n; i++) {
 		const uint8_t *src = (const uint8_t *)pkts[i].data;
 		uint32_t len = pkts[i].len, segs, rem;
 
 		if (ivshm_likely(len != 0 && len <= bs)) {
 			/* One buffer: the common case, no division. */
-			uint32_t idx = start + used;
-			uint8_t *dst;
+			uint32_t slot = (start + used) & mask;
 
 			if (ivshm_unlikely(used >= (uint32_t)got))
 				break;
-			dst = t->bufs + (size_t)(idx & mask) * stride;
-			memcpy(dst, src, len);
-			set_desc(&t->ring, idx, len, 0);
+			memcpy(bufs + (size_t)slot * stride, src, len);
+			dr[slot].len = len;
+			dr[slot].flags = 0;
 			used++;
 			npk++;
 			bytes += len;
@@ -304,23 +308,30 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 		leave(&r->active);
 		return 0;
 	}
+	/* Locals: the memcpy calls below would make the compiler reload
+	 * every field through r and ch. */
+	const uint8_t *const bufs = r->bufs;
+	const struct ivshm_tp_desc *const dr = desc(&r->ring, 0);
+	const uint32_t mask = ch->rs - 1, stride = ch->stride, bs = ch->bs;
+
 	/* The sender's lines: start every miss of this burst at once. */
 	for (uint32_t k = 0; k < (uint32_t)avail && k < n && k < 64; k++)
-		__builtin_prefetch(rx_buf(ch, r, start + k));
+		__builtin_prefetch(bufs + (size_t)((start + k) & mask) * stride);
 	while (np < n && i < (uint32_t)avail) {
 		uint32_t next = i, last = 0, cap = pkts[np].len, total;
+		uint32_t slot = (start + i) & mask;
 		struct ivshm_tp_desc d;
 		int segs;
 
 		/* Fast path: a packet in one buffer (read once, checked). */
-		memcpy(&d, desc(&r->ring, start + i), sizeof(d));
-		if (ivshm_likely(d.flags == 0 && d.len - 1u < ch->bs)) {
+		memcpy(&d, &dr[slot], sizeof(d));
+		if (ivshm_likely(d.flags == 0 && d.len - 1u < bs)) {
 			i++;
 			if (ivshm_unlikely(d.len > cap)) {
 				drops++;
 				continue;
 			}
-			memcpy(pkts[np].data, rx_buf(ch, r, start + i - 1), d.len);
+			memcpy(pkts[np].data, bufs + (size_t)slot * stride, d.len);
 			pkts[np].len = d.len;
 			np++;
 			bytes += d.len;
