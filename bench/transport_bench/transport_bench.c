@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -171,6 +172,7 @@ static pid_t peer(void (*fn)(void *), void *arg)
 	pid_t p = fork();
 
 	if (p == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the bench */
 		pin(1);
 		fn(arg);
 		_exit(0);
@@ -384,12 +386,13 @@ struct rtt_arg {
 };
 
 static int recv_one(struct ivshm_channel *ch, struct ivshm_transport_pkt *pk,
-		    enum ivshm_transport_rx_mode mode)
+		    enum ivshm_transport_rx_mode mode, uint64_t deadline)
 {
 	for (;;) {
 		if (ivshm_transport_rx_burst(ch, 0, pk, 1) == 1)
 			return 0;
-		if (atomic_load_explicit(&ctl->stop, memory_order_relaxed))
+		if (atomic_load_explicit(&ctl->stop, memory_order_relaxed) ||
+		    now_ns() >= deadline)
 			return -1;
 		if (mode != IVSHM_TRANSPORT_RX_POLL)
 			ivshm_transport_rx_wait(ch, 0, 100000);
@@ -410,11 +413,15 @@ static void rtt_peer(void *arg)
 	for (;;) {
 		pk.data = buf;
 		pk.len = sizeof(buf);
-		if (recv_one(e.ch, &pk, a->mode))
+		if (recv_one(e.ch, &pk, a->mode, UINT64_MAX))
 			break;
+		/* The link can drop (a starved peer judged dead): never spin
+		 * past the parent's stop. */
 		while (ivshm_transport_tx_burst(e.ch, 0, &pk, 1) != 1)
-			;
+			if (atomic_load_explicit(&ctl->stop, memory_order_relaxed))
+				goto out;
 	}
+out:
 	end_close(&e);
 }
 
@@ -450,11 +457,14 @@ static void run_rtt(const char *desc, enum ivshm_transport_rx_mode mode,
 
 		pk.data = out;
 		pk.len = 64;
-		while (ivshm_transport_tx_burst(e.ch, 0, &pk, 1) != 1)
+		while (ivshm_transport_tx_burst(e.ch, 0, &pk, 1) != 1 &&
+		       now_ns() < end_t)
 			;
+		if (now_ns() >= end_t)
+			break;
 		pk.data = in;
 		pk.len = sizeof(in);
-		if (recv_one(e.ch, &pk, mode))
+		if (recv_one(e.ch, &pk, mode, end_t))
 			break;
 		if (i >= n / 10 && k < MAX_SAMPLES)
 			lat[k++] = now_ns() - t0;
@@ -557,6 +567,7 @@ int main(int argc, char **argv)
 	 * must hold no other thread when it does. */
 	srv_pid = fork();
 	if (srv_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		ret = ivshm_server_create(&sp, &srv);
 		if (ret) {
 			fprintf(stderr, "server: %s\n", strerror(-ret));
