@@ -125,6 +125,8 @@ static void *hk_main(void *arg)
 	return NULL;
 }
 
+static void end_close(struct end *e);
+
 static int end_open(struct end *e, const char *desc,
 		    enum ivshm_transport_rx_mode mode, uint32_t ring)
 {
@@ -155,7 +157,12 @@ static int end_open(struct end *e, const char *desc,
 	pthread_create(&e->hk, NULL, hk_main, e);
 	while (!ivshm_transport_link(e->ch) && now_ns() < deadline)
 		usleep(500);
-	return ivshm_transport_link(e->ch) ? 0 : -ETIMEDOUT;
+	if (ivshm_transport_link(e->ch))
+		return 0;
+	/* Give everything back: a half-open end would keep its side claimed
+	 * and its housekeeping thread running on a dead stack frame. */
+	end_close(e);
+	return -ETIMEDOUT;
 }
 
 static void end_close(struct end *e)
@@ -296,6 +303,8 @@ static double run_mpps(uint32_t size)
 		fprintf(stderr, "mpps: open %d/%d\n", ret, ctl->err);
 		atomic_store(&ctl->stop, 1);
 		reap(p);
+		if (ret == 0)
+			end_close(&e);
 		return 0;
 	}
 	for (int i = 0; i < BURST; i++) {
@@ -448,6 +457,8 @@ static void run_rtt(const char *desc, enum ivshm_transport_rx_mode mode,
 		fprintf(stderr, "rtt: open %d/%d\n", ret, ctl->err);
 		atomic_store(&ctl->stop, 1);
 		reap(p);
+		if (ret == 0)
+			end_close(&e);
 		return;
 	}
 	memset(out, 0x5a, sizeof(out));
