@@ -286,6 +286,32 @@ static void rx_drop_peek(struct ivshm_tp_rxq *r)
 	r->peek_bufs = 0;
 }
 
+/*
+ * Start a receive call on queue r: mark it active, drop an unreleased peek,
+ * and read the window of filled slots. Returns the slot count (the queue
+ * stays active: the caller leave()s it), or -1 when the call must return 0
+ * (queue being reset, or an impossible peer index: the queue is marked
+ * broken and counted).
+ */
+static inline int rx_begin(struct ivshm_channel *ch, struct ivshm_tp_rxq *r,
+			   uint32_t *start)
+{
+	int avail;
+
+	if (!enter(ch, &r->active))
+		return -1;
+	if (ivshm_unlikely(r->peek_slots))
+		rx_drop_peek(r);
+	avail = rx_window(ch, r, start);
+	if (ivshm_unlikely(avail < 0)) {
+		ivshm_store_relaxed(&r->broken, 1u);
+		STAT_ADD(r->st.errors, 1);
+		leave(&r->active);
+		return -1;
+	}
+	return avail;
+}
+
 uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 				  struct ivshm_transport_pkt *pkts, uint16_t n)
 {
@@ -297,17 +323,9 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 	if (q >= ch->nq || n == 0)
 		return 0;
 	r = &ch->rxq[q];
-	if (!enter(ch, &r->active))
+	avail = rx_begin(ch, r, &start);
+	if (avail < 0)
 		return 0;
-	if (ivshm_unlikely(r->peek_slots))
-		rx_drop_peek(r);
-	avail = rx_window(ch, r, &start);
-	if (ivshm_unlikely(avail < 0)) {
-		ivshm_store_relaxed(&r->broken, 1u);
-		STAT_ADD(r->st.errors, 1);
-		leave(&r->active);
-		return 0;
-	}
 	/* Locals: the memcpy calls below would make the compiler reload
 	 * every field through r and ch. */
 	const uint8_t *const bufs = r->bufs;
@@ -514,17 +532,9 @@ uint16_t ivshm_transport_rx_peek(struct ivshm_channel *ch, uint16_t q,
 	if (q >= ch->nq || n == 0)
 		return 0;
 	r = &ch->rxq[q];
-	if (!enter(ch, &r->active))
+	avail = rx_begin(ch, r, &start);
+	if (avail < 0)
 		return 0;
-	if (ivshm_unlikely(r->peek_slots))
-		rx_drop_peek(r);
-	avail = rx_window(ch, r, &start);
-	if (ivshm_unlikely(avail < 0)) {
-		ivshm_store_relaxed(&r->broken, 1u);
-		STAT_ADD(r->st.errors, 1);
-		leave(&r->active);
-		return 0;
-	}
 	while (k < n && i < (uint32_t)avail) {
 		uint32_t next = i, last = 0, idx;
 		int segs = parse_pkt(ch, r, start, i, (uint32_t)avail, &next,
