@@ -52,7 +52,28 @@ struct ivshm_pmd_args {
 	enum ivshm_transport_rx_mode rx_mode;
 	int have_mac;
 	struct rte_ether_addr mac;
+	int zero_copy;         /**< zero_copy=1: lend receive buffers to mbufs */
+	uint32_t copybreak;    /**< zero copy only from this length on */
 };
+
+/** Default copybreak: shorter packets are copied even with zero_copy=1
+ *  (an mbuf of its own costs less than a loan and its return). */
+#define IVSHM_PMD_DEF_COPYBREAK 256u
+
+struct ivshm_rx_queue;
+
+/**
+ * One receive slot lent to an mbuf (zero_copy=1): the mbuf's external
+ * buffer is the slot's buffer in the region, and freeing the mbuf (on any
+ * lcore) calls zc_free(), which returns the loan to the transport.
+ */
+struct ivshm_zc_slot {
+	struct rte_mbuf_ext_shared_info sh;
+	struct ivshm_channel *ch;
+	uint64_t token;         /**< written by the rx thread before lending */
+	uint32_t busy;          /**< 1 while an mbuf holds the slot */
+	uint16_t qid;
+} __rte_cache_aligned;
 
 /** Receive queue: owned by one datapath thread. */
 struct ivshm_rx_queue {
@@ -64,13 +85,19 @@ struct ivshm_rx_queue {
 	uint64_t mbuf_rearm;    /**< rearm_data of a fresh mbuf of this port */
 	uint8_t scatter;        /**< multi-mbuf packets allowed */
 	uint8_t intr_enabled;
+	uint8_t iova_va;        /**< EAL in IOVA-as-VA mode: iova = address */
 	uint32_t nb_stash;
+	uint32_t copybreak;
+	uint32_t ring_mask;
+	uint32_t buf_size;
+	struct ivshm_zc_slot *zc; /**< ring_size slots, NULL: copy mode */
 	/* counters, written only by the queue's thread */
 	uint64_t packets;
 	uint64_t bytes;
 	uint64_t errors;        /**< packets dropped: too long for the mbufs */
 	uint64_t nombuf;        /**< bursts cut short by mbuf shortage */
 	struct ivshm_transport_buf bufs[IVSHM_PMD_BURST];
+	uint64_t tokens[IVSHM_PMD_BURST];
 	struct rte_mbuf *stash[IVSHM_PMD_STASH];
 };
 
@@ -106,6 +133,7 @@ struct pmd_internals {
 	pthread_mutex_t ctl_lock;
 	int link_up;              /* last state the thread saw */
 	int server_gone;
+	uint32_t zc_held;         /* zero-copy mbufs left at queue release */
 
 	/* xstats reset: subtract this snapshot (transport counters are
 	 * monotonic since open). Queue counters are zeroed instead, as in

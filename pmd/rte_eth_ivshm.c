@@ -24,6 +24,7 @@
 
 #include <rte_branch_prediction.h>
 #include <rte_common.h>
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_interrupts.h>
 #include <rte_kvargs.h>
@@ -52,10 +53,13 @@ RTE_LOG_REGISTER_DEFAULT(ivshm_logtype, NOTICE);
 #define ARG_BUF_SIZE  "buf_size"
 #define ARG_MAC       "mac"
 #define ARG_RX_MODE   "rx_mode"
+#define ARG_ZERO_COPY "zero_copy"
+#define ARG_COPYBREAK "copybreak"
 
 static const char *const valid_args[] = {
 	ARG_SOCKET, ARG_SHM, ARG_SIZE, ARG_PCI, ARG_ID, ARG_QUEUES,
-	ARG_RING_SIZE, ARG_BUF_SIZE, ARG_MAC, ARG_RX_MODE, NULL
+	ARG_RING_SIZE, ARG_BUF_SIZE, ARG_MAC, ARG_RX_MODE, ARG_ZERO_COPY,
+	ARG_COPYBREAK, NULL
 };
 
 /* ------------------------------------------------------------------ */
@@ -171,10 +175,58 @@ rx_chain(struct ivshm_rx_queue *q, const struct ivshm_transport_buf *bufs,
 	return head;
 }
 
-static uint16_t
-eth_ivshm_rx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
+/* An mbuf lending a slot (zero_copy=1) was freed, on any lcore: return the
+ * loan. The slot struct is reused only once busy is clear. */
+static void
+zc_free(void *addr __rte_unused, void *opaque)
 {
-	struct ivshm_rx_queue *q = queue;
+	struct ivshm_zc_slot *z = opaque;
+	uint64_t token = z->token;
+
+	ivshm_transport_rx_return(z->ch, z->qid, token);
+	/* Release: our read of token happens before the rx thread reuses
+	 * the slot struct; pairs with the acquire load in rx_zc_take(). */
+	__atomic_store_n(&z->busy, 0u, __ATOMIC_RELEASE);
+}
+
+/*
+ * Zero copy: make a stash mbuf point at the lent buffer. Returns NULL when
+ * the slot's struct is still held by an mbuf of an earlier ring epoch (a
+ * reset ended that loan while the application kept the mbuf): copy then.
+ */
+static inline struct rte_mbuf *
+rx_zc_take(struct ivshm_rx_queue *q, void *data, uint32_t len, uint64_t token)
+{
+	struct ivshm_zc_slot *z = &q->zc[(uint32_t)token & q->ring_mask];
+
+	/* Acquire: pairs with zc_free()'s release store. */
+	if (unlikely(__atomic_load_n(&z->busy, __ATOMIC_ACQUIRE)))
+		return NULL;
+	struct rte_mbuf *m = q->stash[--q->nb_stash];
+	mbuf_init(q, m);
+	/* Relaxed: the mbuf's hand-off to whoever frees it orders these
+	 * before zc_free(). */
+	z->token = token;
+	__atomic_store_n(&z->busy, 1u, __ATOMIC_RELAXED);
+	rte_mbuf_ext_refcnt_set(&z->sh, 1);
+	rte_pktmbuf_attach_extbuf(m, data,
+				  q->iova_va ? (rte_iova_t)(uintptr_t)data : RTE_BAD_IOVA,
+				  (uint16_t)q->buf_size, &z->sh);
+	m->data_len = (uint16_t)len;
+	m->pkt_len = len;
+	return m;
+}
+
+/*
+ * The receive burst, in copy mode (zc == 0: peek, copy into mbufs, release)
+ * or zero copy mode (zc == 1: loans; packets from copybreak on ride in the
+ * region's buffer, shorter ones, chains and those that find no free slot
+ * struct are copied and their loans returned at once).
+ */
+static __rte_always_inline uint16_t
+rx_burst(struct ivshm_rx_queue *q, struct rte_mbuf **pkts, uint16_t nb_pkts,
+	 const int zc)
+{
 	uint16_t n = RTE_MIN(nb_pkts, (uint16_t)IVSHM_PMD_BURST);
 
 	if (unlikely(n == 0))
@@ -186,7 +238,9 @@ eth_ivshm_rx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 	if (have < n)
 		n = (uint16_t)have;
 
-	uint16_t nb = ivshm_transport_rx_peek(q->ch, q->qid, q->bufs, n);
+	uint16_t nb = zc ? ivshm_transport_rx_loan(q->ch, q->qid, q->bufs,
+						   q->tokens, n)
+			 : ivshm_transport_rx_peek(q->ch, q->qid, q->bufs, n);
 	if (nb == 0)
 		return 0;
 
@@ -201,14 +255,22 @@ eth_ivshm_rx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 		uint32_t len = b[i].len;
 		if (likely(!(b[i].flags & IVSHM_TRANSPORT_F_MORE) &&
 			   len <= q->mbuf_room && q->nb_stash > 0)) {
-			struct rte_mbuf *m = q->stash[--q->nb_stash];
+			struct rte_mbuf *m = NULL;
+			if (zc && len >= q->copybreak)
+				m = rx_zc_take(q, b[i].data, len, q->tokens[i]);
+			if (m == NULL) {
+				m = q->stash[--q->nb_stash];
+				mbuf_init(q, m);
+				rte_memcpy((uint8_t *)m->buf_addr + RTE_PKTMBUF_HEADROOM,
+					   b[i].data, len);
+				m->data_len = (uint16_t)len;
+				m->pkt_len = len;
+				if (zc)
+					ivshm_transport_rx_return(q->ch, q->qid,
+								  q->tokens[i]);
+			}
 			if (q->nb_stash > 0)
 				rte_prefetch0(q->stash[q->nb_stash - 1]);
-			mbuf_init(q, m);
-			rte_memcpy((uint8_t *)m->buf_addr + RTE_PKTMBUF_HEADROOM,
-				   b[i].data, len);
-			m->data_len = (uint16_t)len;
-			m->pkt_len = len;
 			pkts[npk++] = m;
 			bytes += len;
 			i++;
@@ -228,13 +290,34 @@ eth_ivshm_rx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 			pkts[npk++] = m;
 			bytes += m->pkt_len;
 		}
+		if (zc)
+			for (uint16_t k = i; k <= last; k++)
+				ivshm_transport_rx_return(q->ch, q->qid, q->tokens[k]);
 		i = (uint16_t)(last + 1);
 	}
-	/* Every peeked buffer was copied out or counted as dropped. */
-	ivshm_transport_rx_release(q->ch, q->qid, nb);
+	if (zc) {
+		/* Loans cut off by a broken chain go back (dropped). */
+		for (; i < nb; i++)
+			ivshm_transport_rx_return(q->ch, q->qid, q->tokens[i]);
+	} else {
+		/* Every peeked buffer was copied out or counted as dropped. */
+		ivshm_transport_rx_release(q->ch, q->qid, nb);
+	}
 	q->packets += npk;
 	q->bytes += bytes;
 	return npk;
+}
+
+static uint16_t
+eth_ivshm_rx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
+{
+	return rx_burst(queue, pkts, nb_pkts, 0);
+}
+
+static uint16_t
+eth_ivshm_rx_zc(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
+{
+	return rx_burst(queue, pkts, nb_pkts, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -555,15 +638,42 @@ eth_ivshm_stop(struct rte_eth_dev *dev)
 	return 0;
 }
 
-static void
+/* Slot structs of a zero-copy queue still held by mbufs. */
+static uint32_t
+rxq_zc_busy(const struct ivshm_rx_queue *q)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; q->zc != NULL && i <= q->ring_mask; i++)
+		n += __atomic_load_n(&q->zc[i].busy, __ATOMIC_ACQUIRE);
+	return n;
+}
+
+/*
+ * Free a receive queue. Returns the number of mbufs that still point into
+ * the region (zero_copy=1): their slot structs are then kept (leaked), as
+ * freeing those mbufs later calls back into them.
+ */
+static uint32_t
 rxq_free(struct ivshm_rx_queue *q)
 {
+	uint32_t busy;
+
 	if (q == NULL)
-		return;
+		return 0;
 	/* Stash mbufs are raw, as they came from the pool. */
 	if (q->nb_stash > 0)
 		rte_mempool_put_bulk(q->mp, (void **)q->stash, q->nb_stash);
+	/* Give mbufs freed on other lcores a moment. */
+	busy = rxq_zc_busy(q);
+	for (int i = 0; i < 100 && busy > 0; i++) {
+		rte_delay_us_sleep(1000);
+		busy = rxq_zc_busy(q);
+	}
+	if (busy == 0)
+		rte_free(q->zc);
 	rte_free(q);
+	return busy;
 }
 
 static void
@@ -573,7 +683,12 @@ eth_ivshm_rx_queue_release(struct rte_eth_dev *dev, uint16_t qid)
 
 	if (qid >= IVSHM_TRANSPORT_MAX_QUEUES)
 		return;
-	rxq_free(pmd->rxq[qid]);
+	uint32_t busy = rxq_free(pmd->rxq[qid]);
+	if (busy > 0) {
+		IVSHM_LOG(WARNING, "%s: rx queue %u released while %u zero-copy mbufs still point into the shared region: the channel stays open until the process exits",
+			  dev->data->name, qid, busy);
+		pmd->zc_held += busy;
+	}
 	pmd->rxq[qid] = NULL;
 	dev->data->rx_queues[qid] = NULL;
 }
@@ -604,10 +719,14 @@ eth_ivshm_close(struct rte_eth_dev *dev)
 		if (pmd->txq[q] != NULL)
 			eth_ivshm_tx_queue_release(dev, q);
 	}
-	/* The peer sees the link go down once the channel is closed. */
-	ivshm_transport_close(pmd->ch);
+	/* The peer sees the link go down once the channel is closed. Not
+	 * while mbufs still lend its buffers: freeing them later returns
+	 * their loans to the channel, so it and the mapping stay (leaked). */
+	if (pmd->zc_held == 0) {
+		ivshm_transport_close(pmd->ch);
+		ivshm_endpoint_close(pmd->ep);
+	}
 	pmd->ch = NULL;
-	ivshm_endpoint_close(pmd->ep);
 	pmd->ep = NULL;
 	pthread_mutex_destroy(&pmd->ctl_lock);
 	if (dev->intr_handle != NULL) {
@@ -666,6 +785,25 @@ eth_ivshm_rx_queue_setup(struct rte_eth_dev *dev, uint16_t qid,
 	rte_mbuf_refcnt_set(&tmpl, 1);
 	memcpy(&q->mbuf_rearm, (uint8_t *)&tmpl + offsetof(struct rte_mbuf, rearm_data),
 	       sizeof(q->mbuf_rearm));
+	q->ring_mask = pmd->info.ring_size - 1;
+	q->buf_size = pmd->info.buf_size;
+	q->copybreak = pmd->args.copybreak;
+	q->iova_va = rte_eal_iova_mode() == RTE_IOVA_VA;
+	if (pmd->args.zero_copy) {
+		q->zc = rte_zmalloc_socket("ivshm_rxq_zc",
+					   sizeof(*q->zc) * pmd->info.ring_size,
+					   RTE_CACHE_LINE_SIZE, (int)socket_id);
+		if (q->zc == NULL) {
+			rte_free(q);
+			return -ENOMEM;
+		}
+		for (uint32_t i = 0; i < pmd->info.ring_size; i++) {
+			q->zc[i].sh.free_cb = zc_free;
+			q->zc[i].sh.fcb_opaque = &q->zc[i];
+			q->zc[i].ch = pmd->ch;
+			q->zc[i].qid = qid;
+		}
+	}
 	pmd->rxq[qid] = q;
 	dev->data->rx_queues[qid] = q;
 	return 0;
@@ -1177,6 +1315,31 @@ arg_rx_mode(const char *key __rte_unused, const char *value, void *opaque)
 	return 0;
 }
 
+static int
+arg_zero_copy(const char *key __rte_unused, const char *value, void *opaque)
+{
+	struct parse_ctx *c = opaque;
+
+	if (value != NULL && strcmp(value, "0") == 0)
+		c->a->zero_copy = 0;
+	else if (value != NULL && strcmp(value, "1") == 0)
+		c->a->zero_copy = 1;
+	else {
+		IVSHM_LOG(ERR, "%s: zero_copy=%s is invalid: want 0 or 1",
+			  c->dev, value ? value : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int
+arg_copybreak(const char *key, const char *value, void *opaque)
+{
+	struct parse_ctx *c = opaque;
+	return arg_u32(c, key, value, 0, IVSHM_TRANSPORT_MAX_BUF, 0, 0,
+		       &c->a->copybreak);
+}
+
 static const struct {
 	const char *key;
 	arg_handler_t fn;
@@ -1191,6 +1354,8 @@ static const struct {
 	{ ARG_BUF_SIZE, arg_buf_size },
 	{ ARG_MAC, arg_mac },
 	{ ARG_RX_MODE, arg_rx_mode },
+	{ ARG_ZERO_COPY, arg_zero_copy },
+	{ ARG_COPYBREAK, arg_copybreak },
 };
 
 static int
@@ -1205,6 +1370,7 @@ parse_args(const char *dev, const char *params, struct ivshm_pmd_args *a)
 	a->ring_size = IVSHM_TRANSPORT_DEF_RING;
 	a->buf_size = IVSHM_TRANSPORT_DEF_BUF;
 	a->rx_mode = IVSHM_TRANSPORT_RX_POLL;
+	a->copybreak = IVSHM_PMD_DEF_COPYBREAK;
 
 	if (params == NULL || *params == '\0') {
 		IVSHM_LOG(ERR, "%s: no devargs: give one of socket=PATH, shm=PATH[,size=N], pci=BDF|auto",
@@ -1225,7 +1391,7 @@ parse_args(const char *dev, const char *params, struct ivshm_pmd_args *a)
 			if (strcmp(key, valid_args[j]) == 0)
 				break;
 		if (valid_args[j] == NULL) {
-			IVSHM_LOG(ERR, "%s: unknown devarg '%s' (valid: socket, shm, size, pci, id, queues, ring_size, buf_size, mac, rx_mode)",
+			IVSHM_LOG(ERR, "%s: unknown devarg '%s' (valid: socket, shm, size, pci, id, queues, ring_size, buf_size, mac, rx_mode, zero_copy, copybreak)",
 				  dev, key);
 			ret = -EINVAL;
 			goto out;
@@ -1242,6 +1408,12 @@ parse_args(const char *dev, const char *params, struct ivshm_pmd_args *a)
 			ret = -EINVAL;
 			goto out;
 		}
+	}
+	if (a->zero_copy && a->buf_size > UINT16_MAX) {
+		IVSHM_LOG(ERR, "%s: zero_copy=1 needs buf_size <= 65535 (an mbuf's buf_len is 16 bits), not %u",
+			  dev, a->buf_size);
+		ret = -EINVAL;
+		goto out;
 	}
 	if (a->kind_key == NULL) {
 		IVSHM_LOG(ERR, "%s: give one of socket=PATH, shm=PATH[,size=N], pci=BDF|auto",
@@ -1366,7 +1538,7 @@ rte_pmd_ivshm_probe(struct rte_vdev_device *vdev)
 	dev->data->promiscuous = 1;
 	dev->data->all_multicast = 1;
 	dev->dev_ops = &ops;
-	dev->rx_pkt_burst = eth_ivshm_rx;
+	dev->rx_pkt_burst = a.zero_copy ? eth_ivshm_rx_zc : eth_ivshm_rx;
 	dev->tx_pkt_burst = eth_ivshm_tx;
 	link_set(dev, 0);
 
@@ -1436,4 +1608,6 @@ RTE_PMD_REGISTER_PARAM_STRING(net_ivshmem,
 	ARG_RING_SIZE "=<16..32768> "
 	ARG_BUF_SIZE "=<64..65536> "
 	ARG_MAC "=<XX:XX:XX:XX:XX:XX> "
-	ARG_RX_MODE "=poll|intr|adaptive");
+	ARG_RX_MODE "=poll|intr|adaptive "
+	ARG_ZERO_COPY "=0|1 "
+	ARG_COPYBREAK "=<0..65536>");

@@ -356,6 +356,10 @@ static int attach_peer(struct ivshm_channel *ch)
 		 * queue is quiescent (peek_slots is the datapath's alone). */
 		r->cons = 0;
 		r->peeked = 0;
+		/* Loans still out end here: their tokens carry the old
+		 * epoch and no longer match any slot's entry. */
+		r->loaned = 0;
+		r->epoch = (r->epoch + 1u) & IVSHM_TP_LOAN_EPOCH_MASK;
 		ivshm_store_relaxed(&r->broken, 0u);
 	}
 	return 0;
@@ -787,6 +791,15 @@ int ivshm_transport_open(struct ivshm_endpoint *ep, uint32_t channel_id,
 	if (!ch->has_doorbell)
 		for (uint32_t q = 0; q < IVSHM_TRANSPORT_MAX_QUEUES; q++)
 			ch->rxq[q].fd = -1;
+	/* Loan table, private to this process (the peer cannot forge a
+	 * return): one entry per receive slot. */
+	ch->loan_mem = calloc((size_t)ch->nq * ch->rs, sizeof(uint64_t));
+	if (!ch->loan_mem) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	for (uint32_t q = 0; q < ch->nq; q++)
+		ch->rxq[q].loan = ch->loan_mem + (size_t)q * ch->rs;
 
 	ch->link_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (ch->link_fd < 0) {
@@ -831,6 +844,7 @@ err_release_side: {
 err_close_fd:
 	close(ch->link_fd);
 err_free:
+	free(ch->loan_mem);
 	free(ch);
 	return ret;
 }
@@ -850,6 +864,7 @@ void ivshm_transport_close(struct ivshm_channel *ch)
 	 * with the newcomer's CAS in claim_side(). */
 	ivshm_cas_acq_rel(&ch->me->occupant, &t, (uint64_t)0);
 	close(ch->link_fd);
+	free(ch->loan_mem);
 	free(ch);
 }
 

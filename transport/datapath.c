@@ -287,14 +287,41 @@ static void rx_drop_peek(struct ivshm_tp_rxq *r)
 }
 
 /*
+ * Hand back to the sender the slots at the head of the window whose loans
+ * were returned (rx_return), in ring order; stops at the first still out.
+ */
+static inline void rx_reclaim(const struct ivshm_channel *ch,
+			      struct ivshm_tp_rxq *r)
+{
+	const uint64_t ep = (uint64_t)r->epoch << 32;
+	const uint32_t mask = ch->rs - 1;
+	uint32_t n = 0;
+
+	while (n < r->loaned) {
+		uint32_t idx = r->cons + n;
+
+		/* Acquire: pairs with rx_return()'s release CAS: the
+		 * borrower's reads of the buffer happen before the ring
+		 * release below lets the sender reuse it. */
+		if (__atomic_load_n(&r->loan[idx & mask], __ATOMIC_ACQUIRE) !=
+		    (ep | idx))
+			break;
+		n++;
+	}
+	r->loaned -= n;
+	rx_consume(r, n);
+}
+
+/*
  * Start a receive call on queue r: mark it active, drop an unreleased peek,
- * and read the window of filled slots. Returns the slot count (the queue
- * stays active: the caller leave()s it), or -1 when the call must return 0
- * (queue being reset, or an impossible peer index: the queue is marked
- * broken and counted).
+ * hand back returned loans, and read the window of filled slots. Returns
+ * the slot count (the queue stays active: the caller leave()s it), or -1
+ * when the call must return 0 (queue being reset; an impossible peer
+ * index: the queue is marked broken and counted; loans still out and the
+ * caller is not rx_loan).
  */
 static inline int rx_begin(struct ivshm_channel *ch, struct ivshm_tp_rxq *r,
-			   uint32_t *start)
+			   uint32_t *start, int loan)
 {
 	int avail;
 
@@ -302,6 +329,13 @@ static inline int rx_begin(struct ivshm_channel *ch, struct ivshm_tp_rxq *r,
 		return -1;
 	if (ivshm_unlikely(r->peek_slots))
 		rx_drop_peek(r);
+	if (r->loaned) {
+		rx_reclaim(ch, r);
+		if (r->loaned && !loan) {
+			leave(&r->active);
+			return -1;
+		}
+	}
 	avail = rx_window(ch, r, start);
 	if (ivshm_unlikely(avail < 0)) {
 		ivshm_store_relaxed(&r->broken, 1u);
@@ -323,7 +357,7 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 	if (q >= ch->nq || n == 0)
 		return 0;
 	r = &ch->rxq[q];
-	avail = rx_begin(ch, r, &start);
+	avail = rx_begin(ch, r, &start, 0);
 	if (avail < 0)
 		return 0;
 	/* Locals: the memcpy calls below would make the compiler reload
@@ -532,7 +566,7 @@ uint16_t ivshm_transport_rx_peek(struct ivshm_channel *ch, uint16_t q,
 	if (q >= ch->nq || n == 0)
 		return 0;
 	r = &ch->rxq[q];
-	avail = rx_begin(ch, r, &start);
+	avail = rx_begin(ch, r, &start, 0);
 	if (avail < 0)
 		return 0;
 	while (k < n && i < (uint32_t)avail) {
@@ -608,8 +642,96 @@ uint32_t ivshm_transport_rx_count(struct ivshm_channel *ch, uint16_t q)
 		ivshm_store_relaxed(&r->broken, 1u);
 		c = 0;
 	}
+	/* Lent slots are not waiting. */
+	c = (uint32_t)c > r->loaned ? c - (int)r->loaned : 0;
 	leave(&r->active);
 	return (uint32_t)c;
+}
+
+uint16_t ivshm_transport_rx_loan(struct ivshm_channel *ch, uint16_t q,
+				 struct ivshm_transport_buf *bufs,
+				 uint64_t *tokens, uint16_t n)
+{
+	struct ivshm_tp_rxq *r;
+	uint32_t start = 0, i, k = 0, mask;
+	uint64_t errs = 0, npk = 0, bytes = 0, ep;
+	int avail;
+
+	if (q >= ch->nq || n == 0)
+		return 0;
+	r = &ch->rxq[q];
+	avail = rx_begin(ch, r, &start, 1);
+	if (avail < 0)
+		return 0;
+	mask = ch->rs - 1;
+	ep = (uint64_t)r->epoch << 32;
+	/* Slots before `loaned` are lent already: parse after them. */
+	i = r->loaned;
+	while (k < n && i < (uint32_t)avail) {
+		uint32_t next = i, last = 0, idx;
+		int segs = parse_pkt(ch, r, start, i, (uint32_t)avail, &next,
+				     &last);
+
+		if (segs == -2 || (segs > 0 && k + (uint32_t)segs > n))
+			break;
+		if (segs <= 0) {
+			/* Skipped slots count as returned at once. Relaxed:
+			 * only this thread reads entries it wrote. */
+			errs += segs < 0;
+			for (idx = start + i; idx != start + next; idx++)
+				__atomic_store_n(&r->loan[idx & mask], ep | idx,
+						 __ATOMIC_RELAXED);
+			i = next;
+			continue;
+		}
+		idx = start + next - (uint32_t)segs;
+		for (int s = 0; s < segs; s++, idx++, k++) {
+			bufs[k].data = (void *)rx_buf(ch, r, idx);
+			bufs[k].len = s < segs - 1 ? ch->bs : last;
+			bufs[k].flags = s < segs - 1 ? IVSHM_TRANSPORT_F_MORE : 0;
+			tokens[k] = ep | idx;
+			/* Relaxed: the borrower gets the token through the
+			 * caller's own hand-off, which orders this store
+			 * before its rx_return(). */
+			__atomic_store_n(&r->loan[idx & mask],
+					 ep | idx | IVSHM_TP_LOAN_OUT,
+					 __ATOMIC_RELAXED);
+		}
+		i = next;
+		npk++;
+		bytes += (uint64_t)(segs - 1) * ch->bs + last;
+	}
+	r->loaned = i;
+	if (errs)
+		STAT_ADD(r->st.errors, errs);
+	STAT_ADD(r->st.packets, npk);
+	STAT_ADD(r->st.bytes, bytes);
+	STAT_ADD(r->st.segments, k);
+	leave(&r->active);
+	return (uint16_t)k;
+}
+
+void ivshm_transport_rx_return(struct ivshm_channel *ch, uint16_t q,
+			       uint64_t token)
+{
+	uint64_t want = token | IVSHM_TP_LOAN_OUT;
+
+	if (q >= ch->nq)
+		return;
+	/* Release: the borrower's reads of the buffer happen before the rx
+	 * thread hands the slot back; pairs with rx_reclaim()'s acquire
+	 * load. Fails (no-op) for a token of an earlier epoch or one
+	 * returned already. */
+	__atomic_compare_exchange_n(&ch->rxq[q].loan[(uint32_t)token &
+						     (ch->rs - 1)],
+				    &want, token & ~IVSHM_TP_LOAN_OUT, 0,
+				    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+uint32_t ivshm_transport_rx_loans_out(const struct ivshm_channel *ch,
+				      uint16_t q)
+{
+	return q < ch->nq ? ch->rxq[q].loaned : 0;
 }
 
 int ivshm_transport_rx_intr_enable(struct ivshm_channel *ch, uint16_t q)
@@ -634,7 +756,7 @@ int ivshm_transport_rx_intr_enable(struct ivshm_channel *ch, uint16_t q)
 	}
 	/* Slots left in our window are waiting too (wake_enable counts only
 	 * those after it). */
-	c += (int)r->peeked;
+	c += (int)(r->peeked - r->loaned);
 	leave(&r->active);
 	return c;
 }

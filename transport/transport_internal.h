@@ -18,6 +18,15 @@
 #include "ivshm_common.h"
 #include "transport_layout.h"
 
+/*
+ * Loan tokens (rx_loan): epoch << 32 | free-running slot index; bit 63 set
+ * in a slot's loan entry while the loan is out. A token of an earlier
+ * epoch never equals a current entry, so a late or repeated return is a
+ * no-op.
+ */
+#define IVSHM_TP_LOAN_OUT (1ull << 63)
+#define IVSHM_TP_LOAN_EPOCH_MASK 0x7fffffffu
+
 struct ivshm_tp_txq {
 	struct ivshm_ring ring;
 	uint8_t *bufs;          /* own buffers of this queue */
@@ -37,6 +46,10 @@ struct ivshm_tp_rxq {
 	uint32_t peeked;        /* slots peeked from the ring, not released */
 	uint32_t peek_slots;    /* slots covered by the last rx_peek */
 	uint32_t peek_bufs;     /* buffers it returned */
+	uint32_t loaned;        /* slots [cons, cons + loaned) lent by rx_loan */
+	uint32_t epoch;         /* bumped at every re-attach (loan tokens) */
+	uint64_t *loan;         /* per slot: token | LOAN_OUT while lent,
+				   token once returned (rx_return's CAS) */
 	int fd;                 /* doorbell eventfd, -1 if none */
 	struct ivshm_transport_queue_stats st;
 } __attribute__((aligned(IVSHM_CACHE_LINE)));
@@ -59,6 +72,7 @@ struct ivshm_channel {
 	uint64_t bufs_off;       /* B0, from the channel area */
 	uint64_t region_id;
 	uint64_t token;
+	uint64_t *loan_mem;      /* nq * rs loan entries (rxq[q].loan) */
 	uint64_t boot_hash;
 	uint32_t pid;
 	uint32_t ep_id;

@@ -4,14 +4,21 @@
 // each process on its own core, over net_ivshmem and over DPDK's net_memif,
 // alternating in one run; 64-byte and 1500-byte packets, several
 // repetitions, medians of the receive rate measured on the rxonly side.
+// net_ivshmem runs twice: as configured by default (the receiver copies
+// each packet into an mbuf of its own, as memif does) and with zero_copy=1
+// (packets from 256 bytes on are lent to the application in the region's
+// buffer; rxonly never reads the payload, so these bytes never cross to
+// the receiving core).
 //
 //   pmd_vs_memif PMD.so [--reps N] [--seconds S] [--mode shm|socket]
-//                [--server PATH] [--sizes 64,1500]
+//                [--server PATH] [--sizes 64,1500] [--variants copy,memif,zc]
 //
 // The receive rate is testpmd's "Rx-pps" of the rxonly port between two
 // "show port stats" S seconds apart, after a one-second warm-up (testpmd
 // divides the RX-packets difference by the time between its own samples). Prints a table, then the last line
 //   RESULT pmd_vs_memif ivshmem_64_mpps=X memif_64_mpps=Y ratio_64=X/Y ratio_1500=R
+//          zc_64_mpps=Z zc_ratio_64=Z/Y zc_ratio_1500=R'
+// (ratio_*: default copy mode; zc_ratio_*: zero_copy=1).
 // A memif testpmd that crashes while shutting down (a known Debian 22.11
 // fault) does not fail the run; a run that moves no packets does.
 #include <algorithm>
@@ -31,12 +38,17 @@ struct Config {
 	int reps = 5;
 	double seconds = 3.0;
 	std::vector<int> sizes = {64, 1500};
+	std::vector<int> variants = {0, 1, 2};
 };
+
+enum { V_COPY, V_MEMIF, V_ZC, V_N };
+static const char *const vname[V_N] = {"ivshmem", "memif", "ivshm_zc"};
 
 // One measured run; returns Mpps (< 0 on failure).
 static double run_once(const Config &c, PrivateDir &dir, const std::string &plugin,
-		       bool ivshmem, int size, double *bytes_per_pkt)
+		       int variant, int size, double *bytes_per_pkt)
 {
+	const bool ivshmem = variant != V_MEMIF;
 	std::string tag = unique_tag();
 	std::string sock = dir.path() + "/b" + tag + ".sock";
 	std::string shm = "/dev/shm/ivshm-bench-" + tag;
@@ -64,6 +76,8 @@ static double run_once(const Config &c, PrivateDir &dir, const std::string &plug
 		} else {
 			rx_vdev = tx_vdev = "net_ivshmem0,shm=" + shm + ",size=64M";
 		}
+		if (variant == V_ZC)
+			rx_vdev += ",zero_copy=1";
 	} else {
 		rx_vdev = "net_memif0,role=server,socket=" + sock;
 		tx_vdev = "net_memif0,role=client,socket=" + sock;
@@ -125,7 +139,7 @@ static double run_once(const Config &c, PrivateDir &dir, const std::string &plug
 	}
 	else
 		fprintf(stderr, "%s %d B: no packets received\n--- rx:\n%s\n--- tx:\n%s\n",
-			ivshmem ? "ivshmem" : "memif", size, rx.output().c_str(),
+			vname[variant], size, rx.output().c_str(),
 			tx.output().c_str());
 	tx.command("stop");
 	rx.command("stop");
@@ -147,7 +161,8 @@ int main(int argc, char **argv)
 	Config c;
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s PMD.so [--reps N] [--seconds S] "
-			"[--mode shm|socket] [--server PATH] [--sizes 64,1500]\n", argv[0]);
+			"[--mode shm|socket] [--server PATH] [--sizes 64,1500] "
+			"[--variants copy,memif,zc]\n", argv[0]);
 		return 2;
 	}
 	c.pmd = argv[1];
@@ -161,7 +176,14 @@ int main(int argc, char **argv)
 			c.mode = v;
 		else if (k == "--server")
 			c.server = v;
-		else if (k == "--sizes") {
+		else if (k == "--variants") {
+			c.variants.clear();
+			for (const char *n : {"copy", "memif", "zc"})
+				if (("," + v + ",").find(std::string(",") + n + ",") !=
+				    std::string::npos)
+					c.variants.push_back(n[0] == 'c' ? V_COPY :
+							     n[0] == 'm' ? V_MEMIF : V_ZC);
+		} else if (k == "--sizes") {
 			c.sizes.clear();
 			size_t p = 0;
 			while (p < v.size()) {
@@ -178,7 +200,7 @@ int main(int argc, char **argv)
 	}
 	if (const char *r = getenv("IVSHM_BENCH_REPS"))
 		c.reps = atoi(r);
-	if (c.reps < 1 || c.seconds <= 0 || c.sizes.empty() ||
+	if (c.reps < 1 || c.seconds <= 0 || c.sizes.empty() || c.variants.empty() ||
 	    (c.mode != "shm" && c.mode != "socket") ||
 	    (c.mode == "socket" && c.server.empty())) {
 		fprintf(stderr, "bad arguments\n");
@@ -195,22 +217,23 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	// results[size][0=ivshmem,1=memif]
-	std::map<int, std::vector<double>> res[2];
+	// res[variant][size]
+	std::map<int, std::vector<double>> res[V_N];
 	int failures = 0;
+	const size_t nv = c.variants.size();
 	printf("%-4s %-8s %6s %10s %8s\n", "rep", "pmd", "size", "Mpps", "B/pkt");
 	for (int rep = 0; rep < c.reps; rep++) {
 		for (int size : c.sizes) {
-			// Alternate which one goes first so drift favours neither.
-			for (int j = 0; j < 2; j++) {
-				int k = (j + rep) % 2;
+			// Rotate which one goes first so drift favours none.
+			for (size_t j = 0; j < nv; j++) {
+				int k = c.variants[(j + (size_t)rep) % nv];
 				double bpp = 0, m = -1;
 				// A run that could not start (a link that never came
 				// up on a loaded host) is repeated, not measured as 0.
 				for (int attempt = 0; attempt < 3 && m < 0; attempt++)
-					m = run_once(c, dir, plugin, k == 0, size, &bpp);
-				printf("%-4d %-8s %6d %10.3f %8.1f\n", rep,
-				       k == 0 ? "ivshmem" : "memif", size, m, bpp);
+					m = run_once(c, dir, plugin, k, size, &bpp);
+				printf("%-4d %-8s %6d %10.3f %8.1f\n", rep, vname[k],
+				       size, m, bpp);
 				fflush(stdout);
 				if (m < 0)
 					failures++;
@@ -219,17 +242,23 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	printf("\n%-8s %6s %12s %12s %8s\n", "size", "", "ivshmem_Mpps", "memif_Mpps", "ratio");
-	std::map<int, double> ratio, mi, mm;
+	printf("\n%-8s %12s %12s %12s %8s %8s\n", "size", "ivshmem_Mpps",
+	       "ivshm_zc_Mpps", "memif_Mpps", "ratio", "zc_ratio");
+	std::map<int, double> mv[V_N], ratio, zratio;
 	for (int size : c.sizes) {
-		mi[size] = median(res[0][size]);
-		mm[size] = median(res[1][size]);
-		ratio[size] = mm[size] > 0 ? mi[size] / mm[size] : 0;
-		printf("%-8d %6s %12.3f %12.3f %8.2f\n", size, "", mi[size], mm[size], ratio[size]);
+		for (int k = 0; k < V_N; k++)
+			mv[k][size] = median(res[k][size]);
+		double mm = mv[V_MEMIF][size];
+		ratio[size] = mm > 0 ? mv[V_COPY][size] / mm : 0;
+		zratio[size] = mm > 0 ? mv[V_ZC][size] / mm : 0;
+		printf("%-8d %12.3f %12.3f %12.3f %8.2f %8.2f\n", size,
+		       mv[V_COPY][size], mv[V_ZC][size], mm, ratio[size], zratio[size]);
 	}
+	auto at = [](std::map<int, double> &m, int k) { return m.count(k) ? m[k] : 0.0; };
 	printf("RESULT pmd_vs_memif ivshmem_64_mpps=%.3f memif_64_mpps=%.3f "
-	       "ratio_64=%.2f ratio_1500=%.2f\n",
-	       mi.count(64) ? mi[64] : 0.0, mm.count(64) ? mm[64] : 0.0,
-	       ratio.count(64) ? ratio[64] : 0.0, ratio.count(1500) ? ratio[1500] : 0.0);
+	       "ratio_64=%.2f ratio_1500=%.2f zc_64_mpps=%.3f zc_ratio_64=%.2f "
+	       "zc_ratio_1500=%.2f\n",
+	       at(mv[V_COPY], 64), at(mv[V_MEMIF], 64), at(ratio, 64),
+	       at(ratio, 1500), at(mv[V_ZC], 64), at(zratio, 64), at(zratio, 1500));
 	return failures ? 1 : 0;
 }

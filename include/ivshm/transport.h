@@ -341,6 +341,43 @@ void ivshm_transport_rx_release(struct ivshm_channel *ch, uint16_t q,
 				uint16_t n);
 
 /**
+ * Zero copy receive with buffers kept past the call ("loans"): like
+ * rx_peek(), but the queue is free for the next rx call at once, and each
+ * buffer stays the caller's until it is given back with
+ * ivshm_transport_rx_return() (any thread, any order). Slots go back to the
+ * sender in ring order, so a loan kept long stalls the queue once the ring
+ * is full behind it. Each rx_loan call first hands back to the sender the
+ * slots whose loans (and all earlier ones) were returned.
+ *
+ * tokens[i] identifies the loan of bufs[i]. While loans are out, rx_burst()
+ * and rx_peek() on the queue return 0. A re-format of the ring (link down
+ * and up) ends every loan: their buffers stay mapped but the peer may reuse
+ * them, and returning their tokens later is harmless. So is returning a
+ * token twice. The channel must not be closed while loans are out
+ * (rx_loans_out() counts them).
+ * @return number of buffers (0..n), whole packets only; 0 when the link is
+ *         down.
+ */
+uint16_t ivshm_transport_rx_loan(struct ivshm_channel *ch, uint16_t q,
+				 struct ivshm_transport_buf *bufs,
+				 uint64_t *tokens, uint16_t n);
+
+/**
+ * Give back the buffer lent under @p token by rx_loan() on queue @p q.
+ * Any thread, concurrently with the queue's rx thread; lock-free.
+ */
+void ivshm_transport_rx_return(struct ivshm_channel *ch, uint16_t q,
+			       uint64_t token);
+
+/**
+ * Slots of queue @p q lent by rx_loan() and not yet handed back to the
+ * sender (returned loans count until the next rx_loan call hands them
+ * back). Rx thread of the queue.
+ */
+uint32_t ivshm_transport_rx_loans_out(const struct ivshm_channel *ch,
+				      uint16_t q);
+
+/**
  * Number of packets' buffers waiting in queue @p q's receive ring (a hint;
  * 0 when the link is down). Rx thread of the queue.
  */

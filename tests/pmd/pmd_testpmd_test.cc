@@ -264,6 +264,18 @@ TEST_F(PmdTestpmd, ShmTxonlyIntoRxonlyMultiSegment)
 
 TEST_F(PmdTestpmd, ShmIoForwardBothWays) { io_both_ways(shm_vdev()); }
 
+// zero_copy=1: received mbufs lend the region's buffers (from 256 bytes).
+TEST_F(PmdTestpmd, ShmZeroCopyTxonlyIntoRxonly1500)
+{
+	txonly_into_rxonly(shm_vdev() + ",zero_copy=1", 1500);
+}
+
+// io forwarding transmits the lent mbufs straight back and frees them.
+TEST_F(PmdTestpmd, ShmZeroCopyIoForwardBothWays)
+{
+	io_both_ways(shm_vdev() + ",zero_copy=1");
+}
+
 TEST_F(PmdTestpmd, ShmLinkFollowsPeer) { link_follows_peer(shm_vdev()); }
 
 TEST_F(PmdTestpmd, SocketTxonlyIntoRxonly)
