@@ -555,30 +555,40 @@ uint16_t ivshm_transport_tx_commit(struct ivshm_channel *ch, uint16_t q,
 	return (uint16_t)pub;
 }
 
-uint16_t ivshm_transport_rx_peek(struct ivshm_channel *ch, uint16_t q,
-				 struct ivshm_transport_buf *bufs, uint16_t n)
+/*
+ * Describe the whole packets of the window [start, start + avail) from slot
+ * *i on in bufs (at most n buffers; a packet that does not fit stops the
+ * walk). With tokens != NULL (rx_loan) each buffer's loan entry is marked
+ * out and its token stored, and skipped slots' entries are marked returned.
+ * Advances *i past what was taken or skipped, counts the queue's stats and
+ * returns the number of buffers.
+ */
+static inline uint32_t rx_collect(struct ivshm_channel *ch,
+				  struct ivshm_tp_rxq *r, uint32_t start,
+				  uint32_t avail, uint32_t *i,
+				  struct ivshm_transport_buf *bufs,
+				  uint64_t *tokens, uint32_t n)
 {
-	struct ivshm_tp_rxq *r;
-	uint32_t start = 0, i = 0, k = 0;
+	const uint32_t mask = ch->rs - 1;
+	const uint64_t ep = (uint64_t)r->epoch << 32;
 	uint64_t errs = 0, npk = 0, bytes = 0;
-	int avail;
+	uint32_t k = 0;
 
-	if (q >= ch->nq || n == 0)
-		return 0;
-	r = &ch->rxq[q];
-	avail = rx_begin(ch, r, &start, 0);
-	if (avail < 0)
-		return 0;
-	while (k < n && i < (uint32_t)avail) {
-		uint32_t next = i, last = 0, idx;
-		int segs = parse_pkt(ch, r, start, i, (uint32_t)avail, &next,
-				     &last);
+	while (k < n && *i < avail) {
+		uint32_t next = *i, last = 0, idx;
+		int segs = parse_pkt(ch, r, start, *i, avail, &next, &last);
 
 		if (segs == -2 || (segs > 0 && k + (uint32_t)segs > n))
 			break;
-		i = next;
 		if (segs <= 0) {
 			errs += segs < 0;
+			/* Skipped slots of a loan window count as returned
+			 * at once. Relaxed: only this thread reads entries it
+			 * wrote. */
+			for (idx = start + *i; tokens && idx != start + next; idx++)
+				__atomic_store_n(&r->loan[idx & mask], ep | idx,
+						 __ATOMIC_RELAXED);
+			*i = next;
 			continue;
 		}
 		idx = start + next - (uint32_t)segs;
@@ -586,7 +596,17 @@ uint16_t ivshm_transport_rx_peek(struct ivshm_channel *ch, uint16_t q,
 			bufs[k].data = (void *)rx_buf(ch, r, idx);
 			bufs[k].len = s < segs - 1 ? ch->bs : last;
 			bufs[k].flags = s < segs - 1 ? IVSHM_TRANSPORT_F_MORE : 0;
+			if (!tokens)
+				continue;
+			tokens[k] = ep | idx;
+			/* Relaxed: the borrower gets the token through the
+			 * caller's own hand-off, which orders this store
+			 * before its rx_return(). */
+			__atomic_store_n(&r->loan[idx & mask],
+					 ep | idx | IVSHM_TP_LOAN_OUT,
+					 __ATOMIC_RELAXED);
 		}
+		*i = next;
 		npk++;
 		bytes += (uint64_t)(segs - 1) * ch->bs + last;
 	}
@@ -595,6 +615,23 @@ uint16_t ivshm_transport_rx_peek(struct ivshm_channel *ch, uint16_t q,
 	STAT_ADD(r->st.packets, npk);
 	STAT_ADD(r->st.bytes, bytes);
 	STAT_ADD(r->st.segments, k);
+	return k;
+}
+
+uint16_t ivshm_transport_rx_peek(struct ivshm_channel *ch, uint16_t q,
+				 struct ivshm_transport_buf *bufs, uint16_t n)
+{
+	struct ivshm_tp_rxq *r;
+	uint32_t start = 0, i = 0, k;
+	int avail;
+
+	if (q >= ch->nq || n == 0)
+		return 0;
+	r = &ch->rxq[q];
+	avail = rx_begin(ch, r, &start, 0);
+	if (avail < 0)
+		return 0;
+	k = rx_collect(ch, r, start, (uint32_t)avail, &i, bufs, NULL, n);
 	if (k == 0) {
 		rx_consume(r, i);
 		leave(&r->active);
@@ -653,8 +690,7 @@ uint16_t ivshm_transport_rx_loan(struct ivshm_channel *ch, uint16_t q,
 				 uint64_t *tokens, uint16_t n)
 {
 	struct ivshm_tp_rxq *r;
-	uint32_t start = 0, i, k = 0, mask;
-	uint64_t errs = 0, npk = 0, bytes = 0, ep;
+	uint32_t start = 0, i, k;
 	int avail;
 
 	if (q >= ch->nq || n == 0)
@@ -663,50 +699,10 @@ uint16_t ivshm_transport_rx_loan(struct ivshm_channel *ch, uint16_t q,
 	avail = rx_begin(ch, r, &start, 1);
 	if (avail < 0)
 		return 0;
-	mask = ch->rs - 1;
-	ep = (uint64_t)r->epoch << 32;
-	/* Slots before `loaned` are lent already: parse after them. */
+	/* Slots before `loaned` are lent already: collect after them. */
 	i = r->loaned;
-	while (k < n && i < (uint32_t)avail) {
-		uint32_t next = i, last = 0, idx;
-		int segs = parse_pkt(ch, r, start, i, (uint32_t)avail, &next,
-				     &last);
-
-		if (segs == -2 || (segs > 0 && k + (uint32_t)segs > n))
-			break;
-		if (segs <= 0) {
-			/* Skipped slots count as returned at once. Relaxed:
-			 * only this thread reads entries it wrote. */
-			errs += segs < 0;
-			for (idx = start + i; idx != start + next; idx++)
-				__atomic_store_n(&r->loan[idx & mask], ep | idx,
-						 __ATOMIC_RELAXED);
-			i = next;
-			continue;
-		}
-		idx = start + next - (uint32_t)segs;
-		for (int s = 0; s < segs; s++, idx++, k++) {
-			bufs[k].data = (void *)rx_buf(ch, r, idx);
-			bufs[k].len = s < segs - 1 ? ch->bs : last;
-			bufs[k].flags = s < segs - 1 ? IVSHM_TRANSPORT_F_MORE : 0;
-			tokens[k] = ep | idx;
-			/* Relaxed: the borrower gets the token through the
-			 * caller's own hand-off, which orders this store
-			 * before its rx_return(). */
-			__atomic_store_n(&r->loan[idx & mask],
-					 ep | idx | IVSHM_TP_LOAN_OUT,
-					 __ATOMIC_RELAXED);
-		}
-		i = next;
-		npk++;
-		bytes += (uint64_t)(segs - 1) * ch->bs + last;
-	}
+	k = rx_collect(ch, r, start, (uint32_t)avail, &i, bufs, tokens, n);
 	r->loaned = i;
-	if (errs)
-		STAT_ADD(r->st.errors, errs);
-	STAT_ADD(r->st.packets, npk);
-	STAT_ADD(r->st.bytes, bytes);
-	STAT_ADD(r->st.segments, k);
 	leave(&r->active);
 	return (uint16_t)k;
 }
