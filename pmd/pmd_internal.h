@@ -52,7 +52,7 @@ struct ivshm_pmd_args {
 	enum ivshm_transport_rx_mode rx_mode;
 	int have_mac;
 	struct rte_ether_addr mac;
-	int zero_copy;         /**< zero_copy=1: lend receive buffers to mbufs */
+	uint32_t zero_copy;    /**< zero_copy=1: lend receive buffers to mbufs */
 	uint32_t copybreak;    /**< zero copy only from this length on */
 };
 

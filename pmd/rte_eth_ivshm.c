@@ -1316,20 +1316,10 @@ arg_rx_mode(const char *key __rte_unused, const char *value, void *opaque)
 }
 
 static int
-arg_zero_copy(const char *key __rte_unused, const char *value, void *opaque)
+arg_zero_copy(const char *key, const char *value, void *opaque)
 {
 	struct parse_ctx *c = opaque;
-
-	if (value != NULL && strcmp(value, "0") == 0)
-		c->a->zero_copy = 0;
-	else if (value != NULL && strcmp(value, "1") == 0)
-		c->a->zero_copy = 1;
-	else {
-		IVSHM_LOG(ERR, "%s: zero_copy=%s is invalid: want 0 or 1",
-			  c->dev, value ? value : "");
-		return -EINVAL;
-	}
-	return 0;
+	return arg_u32(c, key, value, 0, 1, 0, 0, &c->a->zero_copy);
 }
 
 static int

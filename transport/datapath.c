@@ -313,18 +313,22 @@ static inline void rx_reclaim(const struct ivshm_channel *ch,
 }
 
 /*
- * Start a receive call on queue r: mark it active, drop an unreleased peek,
+ * Start a receive call of up to n on queue q: mark it active, drop an unreleased peek,
  * hand back returned loans, and read the window of filled slots. Returns
  * the slot count (the queue stays active: the caller leave()s it), or -1
  * when the call must return 0 (queue being reset; an impossible peer
  * index: the queue is marked broken and counted; loans still out and the
  * caller is not rx_loan).
  */
-static inline int rx_begin(struct ivshm_channel *ch, struct ivshm_tp_rxq *r,
-			   uint32_t *start, int loan)
+static inline int rx_begin(struct ivshm_channel *ch, uint16_t q, uint16_t n,
+			   int loan, struct ivshm_tp_rxq **rp, uint32_t *start)
 {
+	struct ivshm_tp_rxq *r;
 	int avail;
 
+	if (q >= ch->nq || n == 0)
+		return -1;
+	r = *rp = &ch->rxq[q];
 	if (!enter(ch, &r->active))
 		return -1;
 	if (ivshm_unlikely(r->peek_slots))
@@ -354,10 +358,7 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 	uint64_t bytes = 0, errs = 0, drops = 0;
 	int avail;
 
-	if (q >= ch->nq || n == 0)
-		return 0;
-	r = &ch->rxq[q];
-	avail = rx_begin(ch, r, &start, 0);
+	avail = rx_begin(ch, q, n, 0, &r, &start);
 	if (avail < 0)
 		return 0;
 	/* Locals: the memcpy calls below would make the compiler reload
@@ -625,10 +626,7 @@ uint16_t ivshm_transport_rx_peek(struct ivshm_channel *ch, uint16_t q,
 	uint32_t start = 0, i = 0, k;
 	int avail;
 
-	if (q >= ch->nq || n == 0)
-		return 0;
-	r = &ch->rxq[q];
-	avail = rx_begin(ch, r, &start, 0);
+	avail = rx_begin(ch, q, n, 0, &r, &start);
 	if (avail < 0)
 		return 0;
 	k = rx_collect(ch, r, start, (uint32_t)avail, &i, bufs, NULL, n);
@@ -693,10 +691,7 @@ uint16_t ivshm_transport_rx_loan(struct ivshm_channel *ch, uint16_t q,
 	uint32_t start = 0, i, k;
 	int avail;
 
-	if (q >= ch->nq || n == 0)
-		return 0;
-	r = &ch->rxq[q];
-	avail = rx_begin(ch, r, &start, 1);
+	avail = rx_begin(ch, q, n, 1, &r, &start);
 	if (avail < 0)
 		return 0;
 	/* Slots before `loaned` are lent already: collect after them. */

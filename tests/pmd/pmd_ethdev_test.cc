@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -150,10 +151,12 @@ long check_pkt(rte_mbuf *m, uint32_t want_len)
 }
 
 // Send @p n packets of lengths len_of(i) from @p tx to @p rx, receiving as
-// we go; check every byte and the order. Returns received count.
+// we go; check every byte and the order, and each received mbuf with
+// @p also(mbuf, i) when given. Returns received count.
 template <typename LenFn>
 uint32_t move_packets(uint16_t tx, uint16_t rx, rte_mempool *mp, uint32_t n,
-		      LenFn len_of, uint32_t seg, uint32_t *bad)
+		      LenFn len_of, uint32_t seg, uint32_t *bad,
+		      const std::function<bool(rte_mbuf *, uint32_t)> &also = nullptr)
 {
 	uint32_t sent = 0, got = 0;
 	*bad = 0;
@@ -175,7 +178,7 @@ uint32_t move_packets(uint16_t tx, uint16_t rx, rte_mempool *mp, uint32_t n,
 		uint16_t r = rte_eth_rx_burst(rx, 0, in, 32);
 		for (uint16_t i = 0; i < r; i++) {
 			long seq = check_pkt(in[i], len_of(got));
-			if (seq != (long)got)
+			if (seq != (long)got || (also && !also(in[i], got)))
 				(*bad)++;
 			got++;
 			rte_pktmbuf_free(in[i]);
@@ -531,33 +534,14 @@ TEST(Ethdev, ZeroCopyLendsBuffersUntilMbufsAreFreed)
 
 	// Mixed lengths, every byte checked; long ones must be lent.
 	auto len_of = [](uint32_t i) { return i % 3 == 0 ? 60u + i % 190u : 256u + (i * 37u) % 1259u; };
-	uint32_t sent = 0, got = 0, bad = 0, lent = 0, copied = 0;
-	const uint32_t n = 20000;
-	int64_t end = now_ms() + 30000;
-	while (got < n && now_ms() < end) {
-		rte_mbuf *out[32];
-		uint16_t k = 0;
-		for (; k < 32 && sent + k < n; k++)
-			ASSERT_NE(out[k] = make_pkt(g_pool, sent + k, len_of(sent + k), 4096), nullptr);
-		uint16_t s = rte_eth_tx_burst(pa, 0, out, k);
-		for (uint16_t i = s; i < k; i++)
-			rte_pktmbuf_free(out[i]);
-		sent += s;
-		rte_mbuf *in[32];
-		uint16_t r = rte_eth_rx_burst(pb, 0, in, 32);
-		for (uint16_t i = 0; i < r; i++, got++) {
-			if (check_pkt(in[i], len_of(got)) != (long)got)
-				bad++;
-			bool ext = RTE_MBUF_HAS_EXTBUF(in[i]);
-			if (ext)
-				lent++;
-			else
-				copied++;
-			if (ext != (len_of(got) >= 256))
-				bad++;
-		}
-		rte_pktmbuf_free_bulk(in, r);
-	}
+	uint32_t bad = 0, lent = 0, copied = 0;
+	const uint32_t n = 20000, sent = n;
+	uint32_t got = move_packets(pa, pb, g_pool, n, len_of, 4096, &bad,
+				    [&](rte_mbuf *m, uint32_t i) {
+		bool ext = RTE_MBUF_HAS_EXTBUF(m);
+		(ext ? lent : copied)++;
+		return ext == (len_of(i) >= 256);
+	});
 	EXPECT_EQ(got, n);
 	EXPECT_EQ(bad, 0u);
 	EXPECT_GT(lent, 0u);
@@ -566,7 +550,7 @@ TEST(Ethdev, ZeroCopyLendsBuffersUntilMbufsAreFreed)
 	// Hold a ring's worth of lent mbufs: the sender stalls.
 	std::vector<rte_mbuf *> held;
 	uint32_t seq = sent;
-	end = now_ms() + 10000;
+	int64_t end = now_ms() + 10000;
 	while (held.size() < 64 && now_ms() < end) {
 		rte_mbuf *m = make_pkt(g_pool, seq, 1000, 4096);
 		ASSERT_NE(m, nullptr);
