@@ -393,16 +393,19 @@ eth_ivshm_tx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 		q->full_backoff = IVSHM_PMD_TX_BACKOFF;
 	uint16_t k = 0, i;
 	uint64_t bytes = 0;
-	uint32_t sent = 0, multi = 0;
+	uint32_t sent = 0, slow_free = 0;
 	for (i = 0; i < np; i++) {
 		struct rte_mbuf *m = pkts[i];
 		uint32_t len = m->pkt_len;
 		if (i + 1 < np)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+		/* Chains, and mbufs with an external buffer (such as those a
+		 * zero_copy=1 port lends) even where the application asked
+		 * for fast free: their free must run the detach callback. */
+		slow_free |= (m->nb_segs > 1) | !RTE_MBUF_DIRECT(m);
 		if (unlikely(len == 0 || len > q->max_pkt_len)) {
 			/* Refused, freed below with the rest, counted. */
 			q->errors++;
-			multi |= m->nb_segs > 1;
 			continue;
 		}
 		if (likely(m->nb_segs == 1 && len <= bs)) {
@@ -417,7 +420,6 @@ eth_ivshm_tx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 			if (k + s > got)
 				break;
 			k = tx_copy_chain(q, m, q->bufs, k);
-			multi |= m->nb_segs > 1;
 		}
 		bytes += len;
 		sent++;
@@ -427,7 +429,7 @@ eth_ivshm_tx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 	if (i > 0) {
 		/* Fast free: the application promised direct mbufs of one
 		 * pool with refcnt 1; single-segment ones go straight back. */
-		if (q->fast_free && !multi)
+		if (q->fast_free && !slow_free)
 			rte_mempool_put_bulk(pkts[0]->pool, (void **)pkts, i);
 		else
 			rte_pktmbuf_free_bulk(pkts, i);
