@@ -13,25 +13,12 @@
 // deadline; a guard kills and reaps whatever is left on every path.
 #include <gtest/gtest.h>
 
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <fstream>
-#include <random>
-#include <sstream>
-#include <string>
 #include <thread>
-#include <vector>
 
 #include "ivshm/server.h"
+#include "proc_util.h"
 
 #ifndef IVSHM_PEER
 #error "IVSHM_PEER (path of the static peer program) must be defined"
@@ -49,137 +36,27 @@ const int kRounds = 40;       // messages each way per test
 const int kPeerTimeoutS = 60; // peer's own deadline (after boot)
 const int kDeadlineS = 120;   // the harness kills everything after this
 
-int64_t now_ms()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+using iv::now_ms;
+using iv::slurp;
+using iv::unique;
 
-std::string unique(const char *tag)
-{
-	std::random_device rd;
-	return std::string("ivshm-vm-") + tag + "-" + std::to_string(getpid()) +
-	       "-" + std::to_string(rd() % 1000000);
-}
-
-std::string slurp(const std::string &path)
-{
-	std::ifstream f(path);
-	std::stringstream ss;
-	ss << f.rdbuf();
-	return ss.str();
-}
-
-// Children started by one test; all killed and reaped on destruction.
-class Procs {
+// The shared child guard (tests/common/proc_util.h) with its logs beside the
+// guest images, and a deadline that reports each child it had to kill.
+class Procs : public iv::Procs {
 public:
-	struct Proc {
-		std::string name, log;
-		pid_t pid = -1;
-		int status = -1;
-	};
-	~Procs() { kill_all(); }
+	Procs() : iv::Procs(GUEST_DIR) {}
 
-	size_t spawn(const std::string &name, const std::vector<std::string> &argv)
-	{
-		Proc p;
-		p.name = name;
-		p.log = std::string(GUEST_DIR) + "/" + unique(name.c_str()) + ".log";
-		pid_t parent = getpid();
-		pid_t pid = fork();
-		if (pid == 0) {
-			// Die with the test binary, whatever kills it.
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			if (getppid() != parent)
-				_exit(127);
-			int fd = open(p.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-			int nul = open("/dev/null", O_RDONLY);
-			if (fd < 0 || nul < 0)
-				_exit(127);
-			dup2(nul, 0);
-			dup2(fd, 1);
-			dup2(fd, 2);
-			std::vector<char *> args;
-			for (const auto &a : argv)
-				args.push_back(const_cast<char *>(a.c_str()));
-			args.push_back(nullptr);
-			execvp(args[0], args.data());
-			_exit(127);
-		}
-		p.pid = pid;
-		procs_.push_back(p);
-		return procs_.size() - 1;
-	}
-
-	// Wait for every child until the deadline; then kill the rest.
-	// Returns false if any had to be killed.
+	// Wait for every child until the deadline; then kill the rest and,
+	// with @p report, fail the test naming each. False if any was killed.
 	bool wait_all(int64_t deadline, bool report = true)
 	{
-		bool ok = true;
-		for (;;) {
-			bool running = false;
-			for (auto &p : procs_) {
-				if (p.pid < 0)
-					continue;
-				int st;
-				pid_t r = waitpid(p.pid, &st, WNOHANG);
-				if (r == p.pid) {
-					p.status = st;
-					p.pid = -1;
-				} else {
-					running = true;
-				}
-			}
-			if (!running)
-				return ok;
-			if (now_ms() > deadline) {
-				for (auto &p : procs_)
-					if (p.pid >= 0 && report)
-						ADD_FAILURE() << p.name << " still running at the "
-							      << "deadline: killed";
-				ok = false;
-				kill_all();
-				return ok;
-			}
-			usleep(20 * 1000);
-		}
+		bool ok = iv::Procs::wait_all(deadline);
+		for (size_t i = 0; report && i < size(); i++)
+			if ((*this)[i].killed)
+				ADD_FAILURE() << (*this)[i].name << " still running at the "
+					      << "deadline: killed";
+		return ok;
 	}
-
-	void kill_all()
-	{
-		for (auto &p : procs_) {
-			if (p.pid < 0)
-				continue;
-			kill(p.pid, SIGKILL);
-			waitpid(p.pid, &p.status, 0);
-			p.pid = -1;
-		}
-	}
-
-	// Reaps @p i if it has exited; true while it runs.
-	bool running(size_t i)
-	{
-		Proc &p = procs_[i];
-		if (p.pid < 0)
-			return false;
-		if (waitpid(p.pid, &p.status, WNOHANG) == p.pid) {
-			p.pid = -1;
-			return false;
-		}
-		return true;
-	}
-
-	const Proc &operator[](size_t i) const { return procs_[i]; }
-	std::string output(size_t i) const { return slurp(procs_[i].log); }
-	void remove_logs()
-	{
-		for (auto &p : procs_)
-			unlink(p.log.c_str());
-	}
-
-private:
-	std::vector<Proc> procs_;
 };
 
 // The guest kernel and initramfs, built once per test binary run.
@@ -269,22 +146,13 @@ std::vector<std::string> qemu_args(const GuestOpts &o,
 // The peer's result line, or "" if it printed none.
 std::string result_line(const std::string &out)
 {
-	size_t p = out.find("IVSHM_PEER ");
-	if (p == std::string::npos)
-		return "";
-	size_t e = out.find('\n', p);
-	std::string l = out.substr(p, e == std::string::npos ? std::string::npos : e - p);
-	while (!l.empty() && (l.back() == '\r' || l.back() == '\n'))
-		l.pop_back();
-	return l;
+	return iv::result_line(out, "IVSHM_PEER");
 }
 
-long field(const std::string &line, const std::string &key)
+// A field of the result line; absent reads as a value no peer reports.
+long long field(const std::string &line, const std::string &key)
 {
-	size_t p = line.find(" " + key + "=");
-	if (p == std::string::npos)
-		return -1000000;
-	return strtol(line.c_str() + p + key.size() + 2, nullptr, 0);
+	return iv::field(line, key, -1000000);
 }
 
 // Checks one peer's report: OK, every round, the same byte count as the
@@ -359,8 +227,8 @@ protected:
 	void TearDown() override
 	{
 		ps_.kill_all();
-		if (!HasFailure())
-			ps_.remove_logs();
+		// Logs of a failed test stay for reading; others go.
+		ps_.keep_logs(HasFailure());
 	}
 	Procs ps_;
 	int64_t deadline_ = 0;
@@ -479,7 +347,7 @@ TEST_F(Vm, GuestInterruptsViaVfioBothWays)
 	// guest BAR0 -> QEMU -> host eventfd, every round.
 	EXPECT_EQ(field(lg, "wakeups"), kRounds);
 	EXPECT_EQ(field(lh, "wakeups"), kRounds);
-	EXPECT_EQ(field(lg, "caps"), (long)(kCapDoorbell | kCapInterrupt | kCapPeerId));
+	EXPECT_EQ(field(lg, "caps"), (long long)(kCapDoorbell | kCapInterrupt | kCapPeerId));
 }
 
 TEST_F(Vm, TwoGuestsInterruptsViaVfio)
@@ -517,7 +385,7 @@ TEST_F(Vm, GuestForcedPollingWithVfio)
 	size_t g = ps_.spawn("guest-b", qemu_args(o, pa));
 	EXPECT_TRUE(ps_.wait_all(deadline_));
 	std::string lh = expect_ok(ps_, h, false), lg = expect_ok(ps_, g, true);
-	EXPECT_EQ(field(lg, "caps"), (long)(kCapDoorbell | kCapPeerId));
+	EXPECT_EQ(field(lg, "caps"), (long long)(kCapDoorbell | kCapPeerId));
 	EXPECT_EQ(field(lh, "wakeups"), kRounds);
 }
 
@@ -555,7 +423,7 @@ TEST_F(Vm, ServerDaemonGuestAndHostClient)
 	size_t g = ps_.spawn("guest-b", qemu_args(o, peer_args("pci:auto", 'b', "irq", 1)));
 	// The peers finish; the daemon runs until we stop it.
 	int64_t dl = deadline_;
-	while ((ps_.running(h) || ps_.running(g)) && now_ms() < dl)
+	while ((!ps_.done(h) || !ps_.done(g)) && now_ms() < dl)
 		usleep(20 * 1000);
 	ps_.kill_all();
 	std::string lh = expect_ok(ps_, h, false), lg = expect_ok(ps_, g, true);
