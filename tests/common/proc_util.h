@@ -51,6 +51,20 @@ inline std::string slurp(const std::string &path)
 	return ss.str();
 }
 
+// Wait until @p path exists (a daemon's socket, say) or @p deadline (ms,
+// now_ms() clock) passes; true if it exists.
+inline bool wait_path(const std::string &path, int64_t deadline)
+{
+	struct stat st;
+	for (;;) {
+		if (stat(path.c_str(), &st) == 0)
+			return true;
+		if (now_ms() > deadline)
+			return false;
+		usleep(10 * 1000);
+	}
+}
+
 // Children of one test: each gets PR_SET_PDEATHSIG, its own process group
 // and a log; whatever still runs is killed (SIGKILL to the group) and
 // reaped by kill_all(), the deadline in wait_all() or the destructor.

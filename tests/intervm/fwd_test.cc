@@ -43,8 +43,7 @@ protected:
 	void TearDown() override
 	{
 		ps_.kill_all();
-		if (HasFailure())
-			ps_.keep_logs(true);
+		ps_.keep_logs(HasFailure());
 		unlink(shm_.c_str());
 		std::string rm = "rm -rf /var/run/dpdk/" + tag_ + " 2>/dev/null";
 		if (system(rm.c_str()) != 0)

@@ -122,8 +122,7 @@ protected:
 	void TearDown() override
 	{
 		ps_.kill_all();
-		if (HasFailure())
-			ps_.keep_logs(true);
+		ps_.keep_logs(HasFailure());
 		unlink(sock_.c_str());
 	}
 
@@ -131,11 +130,7 @@ protected:
 	{
 		srv_ = ps_.spawn("server", { IVSHM_SERVER, "-F", "-v", "-S", sock_, "-l", size,
 					     "-n", "1" });
-		int64_t end = iv::now_ms() + 10000;
-		struct stat st;
-		while (stat(sock_.c_str(), &st) != 0 && iv::now_ms() < end)
-			usleep(10000);
-		ASSERT_EQ(stat(sock_.c_str(), &st), 0) << ps_.output(srv_);
+		ASSERT_TRUE(iv::wait_path(sock_, iv::now_ms() + 10000)) << ps_.output(srv_);
 	}
 
 	// Wait for guests to power off; when one fails (or its kernel

@@ -411,11 +411,7 @@ TEST_F(Vm, ServerDaemonGuestAndHostClient)
 {
 	std::string sock = "/tmp/" + unique("daemon") + ".sock";
 	ps_.spawn("server", { IVSHM_SERVER_BIN, "-F", "-S", sock, "-l", "1M", "-n", "2" });
-	struct stat st;
-	int64_t end = now_ms() + 10000;
-	while (stat(sock.c_str(), &st) != 0 && now_ms() < end)
-		usleep(10 * 1000);
-	ASSERT_EQ(stat(sock.c_str(), &st), 0) << "server socket never appeared";
+	ASSERT_TRUE(iv::wait_path(sock, now_ms() + 10000)) << "server socket never appeared";
 	size_t h = ps_.spawn("host-a", peer_args("socket:" + sock, 'a', "irq", 1));
 	GuestOpts o;
 	o.chardev_socket = sock;
