@@ -16,6 +16,7 @@
 // path by the Procs guard.
 #include <gtest/gtest.h>
 
+#include "guest_util.h"
 #include "proc_util.h"
 
 #ifndef IVSHM_TRAFFIC_STATIC
@@ -53,14 +54,9 @@ const Guest &guest()
 	if (done)
 		return g;
 	done = true;
-	mkdir(GUEST_DIR, 0700);
-	std::string log = std::string(GUEST_DIR) + "/mkguest.log";
-	std::string cmd = std::string("sh '") + MKGUEST + "' '" + GUEST_DIR + "' '" +
-			  IVSHM_TRAFFIC_STATIC + "' '" + IVSHM_PMD + "' > '" + log + "' 2>&1";
-	if (system(cmd.c_str()) != 0) {
-		g.err = "mkguest-intervm.sh failed: " + iv::slurp(log);
+	g.err = iv::make_guest(MKGUEST, GUEST_DIR, { IVSHM_TRAFFIC_STATIC, IVSHM_PMD });
+	if (!g.err.empty())
 		return g;
-	}
 	g.kernel = std::string(GUEST_DIR) + "/vmlinux";
 	g.initrd = std::string(GUEST_DIR) + "/initrd.cpio";
 	g.initrd_dpdk = std::string(GUEST_DIR) + "/initrd-dpdk.cpio";
@@ -74,18 +70,13 @@ std::vector<std::string> qemu(const std::string &sock, const std::vector<std::st
 			      bool dpdk = false)
 {
 	const Guest &g = guest();
-	std::string c;
-	for (size_t i = 0; i < cmd.size(); i++)
-		c += (i ? "," : "") + cmd[i];
-	return { "qemu-system-x86_64", "-M", "q35", "-accel", "tcg", "-cpu", "max",
-		 "-m", dpdk ? "512" : "256", "-smp", "1", "-nodefaults", "-display", "none",
-		 "-serial", "stdio", "-no-reboot", "-kernel", g.kernel,
-		 "-initrd", dpdk ? g.initrd_dpdk : g.initrd,
-		 "-chardev", "socket,path=" + sock + ",id=ivs",
-		 "-device", "ivshmem-doorbell,chardev=ivs,vectors=1",
-		 // no_timer_check: under TCG on a loaded host the kernel's
-		 // IO-APIC timer check can fail and panic the boot.
-		 "-append", "console=ttyS0 quiet panic=-1 no_timer_check ivshm_cmd=" + c };
+	std::vector<std::string> a =
+		iv::qemu_tcg(g.kernel, dpdk ? g.initrd_dpdk : g.initrd, dpdk ? "512" : "256");
+	a.insert(a.end(), { "-chardev", "socket,path=" + sock + ",id=ivs",
+			    "-device", "ivshmem-doorbell,chardev=ivs,vectors=1" });
+	std::vector<std::string> ap = iv::guest_append(cmd);
+	a.insert(a.end(), ap.begin(), ap.end());
+	return a;
 }
 
 // ivshm-traffic in a guest: "/bin/ivshm-traffic ROLE --ep pci:auto ...".

@@ -17,6 +17,7 @@
 
 #include <thread>
 
+#include "guest_util.h"
 #include "ivshm/server.h"
 #include "proc_util.h"
 
@@ -73,14 +74,9 @@ const Guest &guest()
 	if (done)
 		return g;
 	done = true;
-	mkdir(GUEST_DIR, 0700);
-	std::string cmd = std::string("sh '") + MKGUEST + "' '" + GUEST_DIR + "' '" +
-			  IVSHM_PEER + "' > '" + GUEST_DIR + "/mkguest.log' 2>&1";
-	int rc = system(cmd.c_str());
-	if (rc != 0) {
-		g.err = "mkguest.sh failed: " + slurp(std::string(GUEST_DIR) + "/mkguest.log");
+	g.err = iv::make_guest(MKGUEST, GUEST_DIR, { IVSHM_PEER });
+	if (!g.err.empty())
 		return g;
-	}
 	g.kernel = std::string(GUEST_DIR) + "/vmlinux";
 	g.initrd = std::string(GUEST_DIR) + "/initrd.cpio";
 	g.ok = true;
@@ -110,12 +106,7 @@ std::vector<std::string> qemu_args(const GuestOpts &o,
 				   const std::vector<std::string> &peer)
 {
 	const Guest &g = guest();
-	std::vector<std::string> a = {
-		"qemu-system-x86_64", "-M", "q35", "-accel", "tcg", "-cpu", "max",
-		"-m", "256", "-smp", "1", "-nodefaults", "-display", "none",
-		"-serial", "stdio", "-no-reboot", "-kernel", g.kernel,
-		"-initrd", g.initrd,
-	};
+	std::vector<std::string> a = iv::qemu_tcg(g.kernel, g.initrd, "256");
 	if (o.vfio) {
 		a.push_back("-device");
 		a.push_back("intel-iommu");
@@ -130,16 +121,13 @@ std::vector<std::string> qemu_args(const GuestOpts &o,
 				    std::to_string(o.plain_size) + ",mem-path=" + o.plain_file,
 				    "-device", "ivshmem-plain,memdev=ivm" });
 	}
-	std::string cmd;
-	for (size_t i = 0; i < peer.size(); i++) {
-		std::string s = (i == 0 && peer[0] == IVSHM_PEER) ?
-				std::string("/bin/ivshm_peer") : peer[i];
-		cmd += (i ? "," : "") + s;
-	}
-	std::string append = "console=ttyS0 quiet panic=-1 no_timer_check ivshm_cmd=" + cmd;
-	if (o.vfio)
-		append += " intel_iommu=on ivshm_vfio=1";
-	a.insert(a.end(), { "-append", append });
+	// The peer program is /bin/ivshm_peer inside the guest.
+	std::vector<std::string> cmd = peer;
+	if (!cmd.empty() && cmd[0] == IVSHM_PEER)
+		cmd[0] = "/bin/ivshm_peer";
+	std::vector<std::string> ap =
+		iv::guest_append(cmd, o.vfio ? " intel_iommu=on ivshm_vfio=1" : "");
+	a.insert(a.end(), ap.begin(), ap.end());
 	return a;
 }
 
