@@ -17,12 +17,21 @@
 
 namespace iv {
 
+// A built guest: DIR/vmlinux and DIR/initrd.cpio (a script may write more
+// initramfs images beside them), or what went wrong.
+struct GuestImages {
+	std::string err; // "" when built
+	std::string dir, kernel, initrd;
+	bool ok() const { return err.empty(); }
+};
+
 // Run the mkguest script @p script (sh) as `script DIR ARGS...`, its
-// output in DIR/mkguest.log; "" on success, else what went wrong with the
-// log. The script writes DIR/vmlinux and the initramfs images.
-inline std::string make_guest(const std::string &script, const std::string &dir,
+// output in DIR/mkguest.log (quoted in err when it fails).
+inline GuestImages make_guest(const std::string &script, const std::string &dir,
 			      const std::vector<std::string> &args)
 {
+	GuestImages g;
+	g.dir = dir;
 	mkdir(dir.c_str(), 0700);
 	std::string log = dir + "/mkguest.log";
 	std::string cmd = "sh '" + script + "' '" + dir + "'";
@@ -31,9 +40,12 @@ inline std::string make_guest(const std::string &script, const std::string &dir,
 	cmd += " > '" + log + "' 2>&1";
 	if (system(cmd.c_str()) != 0) {
 		std::string name = script.substr(script.rfind('/') + 1);
-		return name + " failed: " + slurp(log);
+		g.err = name + " failed: " + slurp(log);
+		return g;
 	}
-	return "";
+	g.kernel = dir + "/vmlinux";
+	g.initrd = dir + "/initrd.cpio";
+	return g;
 }
 
 // QEMU booting @p kernel (an uncompressed vmlinux: PVH entry, seconds

@@ -42,25 +42,12 @@ using iv::sfield;
 
 const int kDeadlineS = 240; // whole test, guests included
 
-struct Guest {
-	bool ok = false;
-	std::string err, kernel, initrd, initrd_dpdk;
-};
-
-const Guest &guest()
+// The guest kernel and initramfs images (initrd-dpdk.cpio beside the
+// plain one when the PMD is built), built once per test binary run.
+const iv::GuestImages &guest()
 {
-	static Guest g;
-	static bool done = false;
-	if (done)
-		return g;
-	done = true;
-	g.err = iv::make_guest(MKGUEST, GUEST_DIR, { IVSHM_TRAFFIC_STATIC, IVSHM_PMD });
-	if (!g.err.empty())
-		return g;
-	g.kernel = std::string(GUEST_DIR) + "/vmlinux";
-	g.initrd = std::string(GUEST_DIR) + "/initrd.cpio";
-	g.initrd_dpdk = std::string(GUEST_DIR) + "/initrd-dpdk.cpio";
-	g.ok = true;
+	static const iv::GuestImages g =
+		iv::make_guest(MKGUEST, GUEST_DIR, { IVSHM_TRAFFIC_STATIC, IVSHM_PMD });
 	return g;
 }
 
@@ -69,9 +56,9 @@ const Guest &guest()
 std::vector<std::string> qemu(const std::string &sock, const std::vector<std::string> &cmd,
 			      bool dpdk = false)
 {
-	const Guest &g = guest();
-	std::vector<std::string> a =
-		iv::qemu_tcg(g.kernel, dpdk ? g.initrd_dpdk : g.initrd, dpdk ? "512" : "256");
+	const iv::GuestImages &g = guest();
+	std::vector<std::string> a = iv::qemu_tcg(
+		g.kernel, dpdk ? g.dir + "/initrd-dpdk.cpio" : g.initrd, dpdk ? "512" : "256");
 	a.insert(a.end(), { "-chardev", "socket,path=" + sock + ",id=ivs",
 			    "-device", "ivshmem-doorbell,chardev=ivs,vectors=1" });
 	std::vector<std::string> ap = iv::guest_append(cmd);
@@ -105,8 +92,8 @@ class InterVm : public ::testing::Test {
 protected:
 	void SetUp() override
 	{
-		const Guest &g = guest();
-		ASSERT_TRUE(g.ok) << g.err;
+		const iv::GuestImages &g = guest();
+		ASSERT_TRUE(g.ok()) << g.err;
 		deadline_ = iv::now_ms() + (int64_t)kDeadlineS * 1000;
 		sock_ = "/tmp/" + iv::unique("srv") + ".sock";
 	}

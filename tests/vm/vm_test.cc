@@ -61,25 +61,9 @@ public:
 };
 
 // The guest kernel and initramfs, built once per test binary run.
-struct Guest {
-	bool ok = false;
-	std::string err;
-	std::string kernel, initrd;
-};
-
-const Guest &guest()
+const iv::GuestImages &guest()
 {
-	static Guest g;
-	static bool done = false;
-	if (done)
-		return g;
-	done = true;
-	g.err = iv::make_guest(MKGUEST, GUEST_DIR, { IVSHM_PEER });
-	if (!g.err.empty())
-		return g;
-	g.kernel = std::string(GUEST_DIR) + "/vmlinux";
-	g.initrd = std::string(GUEST_DIR) + "/initrd.cpio";
-	g.ok = true;
+	static const iv::GuestImages g = iv::make_guest(MKGUEST, GUEST_DIR, { IVSHM_PEER });
 	return g;
 }
 
@@ -105,7 +89,7 @@ struct GuestOpts {
 std::vector<std::string> qemu_args(const GuestOpts &o,
 				   const std::vector<std::string> &peer)
 {
-	const Guest &g = guest();
+	const iv::GuestImages &g = guest();
 	std::vector<std::string> a = iv::qemu_tcg(g.kernel, g.initrd, "256");
 	if (o.vfio) {
 		a.push_back("-device");
@@ -208,8 +192,8 @@ class Vm : public ::testing::Test {
 protected:
 	void SetUp() override
 	{
-		const Guest &g = guest();
-		ASSERT_TRUE(g.ok) << g.err;
+		const iv::GuestImages &g = guest();
+		ASSERT_TRUE(g.ok()) << g.err;
 		deadline_ = now_ms() + (int64_t)kDeadlineS * 1000;
 	}
 	void TearDown() override
