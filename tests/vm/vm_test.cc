@@ -86,6 +86,17 @@ struct GuestOpts {
 	bool vfio = false;          // intel-iommu + vfio-pci in the guest
 };
 
+// A guest with an ivshmem-doorbell device of @p vectors on the server
+// socket @p sock, behind a virtual IOMMU with @p vfio.
+GuestOpts doorbell(const std::string &sock, unsigned vectors, bool vfio = false)
+{
+	GuestOpts o;
+	o.chardev_socket = sock;
+	o.vectors = vectors;
+	o.vfio = vfio;
+	return o;
+}
+
 std::vector<std::string> qemu_args(const GuestOpts &o,
 				   const std::vector<std::string> &peer)
 {
@@ -202,6 +213,22 @@ protected:
 		// Logs of a failed test stay for reading; others go.
 		ps_.keep_logs(HasFailure());
 	}
+	// Peer a, then, once the server counts it (QEMU drops a doorbell for
+	// a peer it has not heard of yet), peer b, both on @p srv; waits for
+	// both and checks each report (expect_ok). An argv is a guest's when
+	// it starts QEMU, else a host process's. Result lines in *la, *lb.
+	void run_pair(Server &srv, const std::vector<std::string> &a,
+		      const std::vector<std::string> &b, std::string *la, std::string *lb)
+	{
+		bool ga = a[0] != IVSHM_PEER, gb = b[0] != IVSHM_PEER;
+		size_t ia = ps_.spawn(ga ? "guest-a" : "host-a", a);
+		ASSERT_TRUE(srv.await_peers(1));
+		size_t ib = ps_.spawn(gb ? "guest-b" : "host-b", b);
+		EXPECT_TRUE(ps_.wait_all(deadline_));
+		*la = expect_ok(ps_, ia, ga);
+		*lb = expect_ok(ps_, ib, gb);
+	}
+
 	Procs ps_;
 	int64_t deadline_ = 0;
 };
@@ -261,13 +288,11 @@ TEST_F(Vm, GuestDoorbellWakesHostClient)
 {
 	Server srv(2);
 	ASSERT_EQ(srv.ret(), 0);
-	size_t h = ps_.spawn("host-a", peer_args("socket:" + srv.path(), 'a', "irq", 1));
-	ASSERT_TRUE(srv.await_peers(1));
-	GuestOpts o;
-	o.chardev_socket = srv.path();
-	size_t g = ps_.spawn("guest-b", qemu_args(o, peer_args("pci:auto", 'b', "poll", 1)));
-	EXPECT_TRUE(ps_.wait_all(deadline_));
-	std::string lh = expect_ok(ps_, h, false), lg = expect_ok(ps_, g, true);
+	GuestOpts o = doorbell(srv.path(), 2);
+	std::string lh, lg;
+	ASSERT_NO_FATAL_FAILURE(run_pair(srv, peer_args("socket:" + srv.path(), 'a', "irq", 1),
+					 qemu_args(o, peer_args("pci:auto", 'b', "poll", 1)),
+					 &lh, &lg));
 	EXPECT_EQ(field(lh, "bytes"), field(lg, "bytes"));
 	EXPECT_EQ(field(lh, "wakeups"), kRounds); // every BAR0 write arrived
 	EXPECT_EQ(field(lg, "notifies"), kRounds);
@@ -281,14 +306,11 @@ TEST_F(Vm, TwoGuestsPolling)
 {
 	Server srv(1);
 	ASSERT_EQ(srv.ret(), 0);
-	GuestOpts o;
-	o.chardev_socket = srv.path();
-	o.vectors = 1;
-	size_t a = ps_.spawn("guest-a", qemu_args(o, peer_args("pci:auto", 'a', "poll")));
-	ASSERT_TRUE(srv.await_peers(1));
-	size_t b = ps_.spawn("guest-b", qemu_args(o, peer_args("pci:auto", 'b', "poll")));
-	EXPECT_TRUE(ps_.wait_all(deadline_));
-	std::string la = expect_ok(ps_, a, true), lb = expect_ok(ps_, b, true);
+	GuestOpts o = doorbell(srv.path(), 1);
+	std::string la, lb;
+	ASSERT_NO_FATAL_FAILURE(run_pair(srv, qemu_args(o, peer_args("pci:auto", 'a', "poll")),
+					 qemu_args(o, peer_args("pci:auto", 'b', "poll")),
+					 &la, &lb));
 	EXPECT_EQ(field(la, "bytes"), field(lb, "bytes"));
 	EXPECT_EQ(field(la, "peer"), field(lb, "id"));
 	EXPECT_EQ(field(lb, "peer"), field(la, "id"));
@@ -306,14 +328,11 @@ TEST_F(Vm, GuestInterruptsViaVfioBothWays)
 {
 	Server srv(2);
 	ASSERT_EQ(srv.ret(), 0);
-	size_t h = ps_.spawn("host-a", peer_args("socket:" + srv.path(), 'a', "irq", 1));
-	ASSERT_TRUE(srv.await_peers(1));
-	GuestOpts o;
-	o.chardev_socket = srv.path();
-	o.vfio = true;
-	size_t g = ps_.spawn("guest-b", qemu_args(o, peer_args("pci:auto", 'b', "irq", 1)));
-	EXPECT_TRUE(ps_.wait_all(deadline_));
-	std::string lh = expect_ok(ps_, h, false), lg = expect_ok(ps_, g, true);
+	GuestOpts o = doorbell(srv.path(), 2, true);
+	std::string lh, lg;
+	ASSERT_NO_FATAL_FAILURE(run_pair(srv, peer_args("socket:" + srv.path(), 'a', "irq", 1),
+					 qemu_args(o, peer_args("pci:auto", 'b', "irq", 1)),
+					 &lh, &lg));
 	EXPECT_EQ(field(lh, "bytes"), field(lg, "bytes"));
 	// Host eventfd -> QEMU -> MSI-X vector 1 -> guest eventfd, every round;
 	// guest BAR0 -> QEMU -> host eventfd, every round.
@@ -326,15 +345,11 @@ TEST_F(Vm, TwoGuestsInterruptsViaVfio)
 {
 	Server srv(1);
 	ASSERT_EQ(srv.ret(), 0);
-	GuestOpts o;
-	o.chardev_socket = srv.path();
-	o.vectors = 1;
-	o.vfio = true;
-	size_t a = ps_.spawn("guest-a", qemu_args(o, peer_args("pci:auto", 'a', "irq")));
-	ASSERT_TRUE(srv.await_peers(1));
-	size_t b = ps_.spawn("guest-b", qemu_args(o, peer_args("pci:auto", 'b', "irq")));
-	EXPECT_TRUE(ps_.wait_all(deadline_));
-	std::string la = expect_ok(ps_, a, true), lb = expect_ok(ps_, b, true);
+	GuestOpts o = doorbell(srv.path(), 1, true);
+	std::string la, lb;
+	ASSERT_NO_FATAL_FAILURE(run_pair(srv, qemu_args(o, peer_args("pci:auto", 'a', "irq")),
+					 qemu_args(o, peer_args("pci:auto", 'b', "irq")),
+					 &la, &lb));
 	EXPECT_EQ(field(la, "bytes"), field(lb, "bytes"));
 	EXPECT_EQ(field(la, "wakeups"), kRounds);
 	EXPECT_EQ(field(lb, "wakeups"), kRounds);
@@ -346,17 +361,12 @@ TEST_F(Vm, GuestForcedPollingWithVfio)
 {
 	Server srv(1);
 	ASSERT_EQ(srv.ret(), 0);
-	size_t h = ps_.spawn("host-a", peer_args("socket:" + srv.path(), 'a', "irq"));
-	ASSERT_TRUE(srv.await_peers(1));
-	GuestOpts o;
-	o.chardev_socket = srv.path();
-	o.vectors = 1;
-	o.vfio = true;
+	GuestOpts o = doorbell(srv.path(), 1, true);
 	std::vector<std::string> pa = peer_args("pci:auto", 'b', "poll");
 	pa.insert(pa.end(), { "--force-poll", "1" });
-	size_t g = ps_.spawn("guest-b", qemu_args(o, pa));
-	EXPECT_TRUE(ps_.wait_all(deadline_));
-	std::string lh = expect_ok(ps_, h, false), lg = expect_ok(ps_, g, true);
+	std::string lh, lg;
+	ASSERT_NO_FATAL_FAILURE(run_pair(srv, peer_args("socket:" + srv.path(), 'a', "irq"),
+					 qemu_args(o, pa), &lh, &lg));
 	EXPECT_EQ(field(lg, "caps"), (long long)(kCapDoorbell | kCapPeerId));
 	EXPECT_EQ(field(lh, "wakeups"), kRounds);
 }
@@ -385,9 +395,7 @@ TEST_F(Vm, ServerDaemonGuestAndHostClient)
 	ps_.spawn("server", { IVSHM_SERVER_BIN, "-F", "-S", sock, "-l", "1M", "-n", "2" });
 	ASSERT_TRUE(iv::wait_path(sock, now_ms() + 10000)) << "server socket never appeared";
 	size_t h = ps_.spawn("host-a", peer_args("socket:" + sock, 'a', "irq", 1));
-	GuestOpts o;
-	o.chardev_socket = sock;
-	o.vfio = true;
+	GuestOpts o = doorbell(sock, 2, true);
 	size_t g = ps_.spawn("guest-b", qemu_args(o, peer_args("pci:auto", 'b', "irq", 1)));
 	// The peers finish; the daemon runs until we stop it.
 	int64_t dl = deadline_;
