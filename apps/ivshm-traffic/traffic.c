@@ -70,23 +70,6 @@ static const char *role_name(enum tr_role r)
 #define K_SEQ UINT64_C(0x9e3779b97f4a7c15)
 #define K_POS UINT64_C(0xd1b54a32d192ed03)
 
-static uint32_t tr_csum(const uint8_t *p, uint32_t n)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325) ^ n;
-	uint32_t i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w;
-
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * UINT64_C(0x100000001b3);
-	}
-	for (; i < n; i++)
-		h = (h ^ p[i]) * UINT64_C(0x100000001b3);
-	h ^= h >> 29;
-	return (uint32_t)(h ^ (h >> 32));
-}
-
 /* Payload word i of packet seq: cheap, and differs for every (seq, i). */
 static inline uint64_t pay_word(uint64_t seq, uint64_t i)
 {

@@ -21,36 +21,7 @@
 #include <stdint.h>
 
 #include "ivshm/transport.h"
-
-#define TR_MAGIC 0x52545649u /* "IVTR" */
-#define TR_ETHERTYPE 0x88b5u /* IEEE local experimental */
-#define TR_ETH_LEN 14u
-
-enum tr_type { TR_DATA = 1, TR_END = 2, TR_ACK = 3, TR_BYE = 4 };
-
-/* After the Ethernet header; all fields little endian (host order). */
-struct tr_hdr {
-	uint32_t magic;
-	uint16_t type;
-	uint16_t reserved;
-	uint32_t len;   /* whole frame, Ethernet header included */
-	uint32_t csum;  /* over bytes 14..len-1 with this field zero */
-	uint64_t seq;   /* DATA: per stream from 0; END: packets sent */
-	uint64_t ts_ns; /* sender's CLOCK_MONOTONIC at send */
-};
-
-/* Payload of an ACK (a sink's view of the stream). */
-struct tr_ack {
-	uint64_t received;
-	uint64_t bytes;
-	uint64_t lost;
-	uint64_t reordered;
-	uint64_t corrupt;
-	uint64_t duplicates;
-};
-
-#define TR_MIN_LEN (TR_ETH_LEN + sizeof(struct tr_hdr)) /* 46 */
-#define TR_ACK_LEN (TR_MIN_LEN + sizeof(struct tr_ack))
+#include "traffic_frame.h" /* the frame format and its checksum */
 
 enum tr_role { TR_GEN, TR_SINK, TR_ECHO, TR_PING };
 

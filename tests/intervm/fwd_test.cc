@@ -16,6 +16,7 @@
 #include <set>
 
 #include "proc_util.h"
+#include "traffic_frame.h" // tr_csum(): the tool's own checksum
 
 #ifndef IVSHM_TRAFFIC
 #error "IVSHM_TRAFFIC must be defined"
@@ -31,23 +32,6 @@ using iv::sfield;
 
 const int kDeadlineMs = 120000;
 
-// ivshm-traffic's checksum (apps/ivshm-traffic/traffic.c: FNV-1a over
-// 64-bit words, then the tail bytes, folded), to check captured frames.
-uint32_t frame_csum(const uint8_t *p, uint32_t n)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325) ^ n;
-	uint32_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w;
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * UINT64_C(0x100000001b3);
-	}
-	for (; i < n; i++)
-		h = (h ^ p[i]) * UINT64_C(0x100000001b3);
-	h ^= h >> 29;
-	return (uint32_t)(h ^ (h >> 32));
-}
-
 class Fwd : public ::testing::Test {
 protected:
 	void SetUp() override
@@ -59,8 +43,7 @@ protected:
 	void TearDown() override
 	{
 		ps_.kill_all();
-		if (HasFailure())
-			ps_.keep_logs(true);
+		ps_.keep_logs(HasFailure());
 		unlink(shm_.c_str());
 		std::string rm = "rm -rf /var/run/dpdk/" + tag_ + " 2>/dev/null";
 		if (system(rm.c_str()) != 0)
@@ -251,7 +234,7 @@ TEST_F(Fwd, IvshmemToTapInterface)
 		memcpy(&csum, b + 26, 4);
 		memset(b + 26, 0, 4);
 		if (magic != 0x52545649u || r != 100 || len != 100 ||
-		    csum != frame_csum(b + 14, (uint32_t)r - 14)) {
+		    csum != tr_csum(b + 14, (uint32_t)r - 14)) {
 			bad++;
 			continue;
 		}

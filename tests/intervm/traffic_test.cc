@@ -45,8 +45,7 @@ protected:
 	void TearDown() override
 	{
 		ps_.kill_all();
-		if (HasFailure())
-			ps_.keep_logs(true);
+		ps_.keep_logs(HasFailure());
 		unlink(shm_.c_str());
 		if (!sock_.empty())
 			unlink(sock_.c_str());
@@ -59,11 +58,7 @@ protected:
 		sock_ = "/tmp/" + iv::unique("srv") + ".sock";
 		srv_ = ps_.spawn("server", { IVSHM_SERVER, "-F", "-S", sock_, "-l", size,
 					     "-n", vectors });
-		int64_t end = iv::now_ms() + 10000;
-		struct stat st;
-		while (stat(sock_.c_str(), &st) != 0 && iv::now_ms() < end)
-			usleep(10000);
-		EXPECT_EQ(stat(sock_.c_str(), &st), 0) << ps_.output(srv_);
+		EXPECT_TRUE(iv::wait_path(sock_, iv::now_ms() + 10000)) << ps_.output(srv_);
 		return "socket:" + sock_;
 	}
 

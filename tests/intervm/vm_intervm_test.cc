@@ -16,6 +16,7 @@
 // path by the Procs guard.
 #include <gtest/gtest.h>
 
+#include "guest_util.h"
 #include "proc_util.h"
 
 #ifndef IVSHM_TRAFFIC_STATIC
@@ -41,30 +42,12 @@ using iv::sfield;
 
 const int kDeadlineS = 240; // whole test, guests included
 
-struct Guest {
-	bool ok = false;
-	std::string err, kernel, initrd, initrd_dpdk;
-};
-
-const Guest &guest()
+// The guest kernel and initramfs images (initrd-dpdk.cpio beside the
+// plain one when the PMD is built), built once per test binary run.
+const iv::GuestImages &guest()
 {
-	static Guest g;
-	static bool done = false;
-	if (done)
-		return g;
-	done = true;
-	mkdir(GUEST_DIR, 0700);
-	std::string log = std::string(GUEST_DIR) + "/mkguest.log";
-	std::string cmd = std::string("sh '") + MKGUEST + "' '" + GUEST_DIR + "' '" +
-			  IVSHM_TRAFFIC_STATIC + "' '" + IVSHM_PMD + "' > '" + log + "' 2>&1";
-	if (system(cmd.c_str()) != 0) {
-		g.err = "mkguest-intervm.sh failed: " + iv::slurp(log);
-		return g;
-	}
-	g.kernel = std::string(GUEST_DIR) + "/vmlinux";
-	g.initrd = std::string(GUEST_DIR) + "/initrd.cpio";
-	g.initrd_dpdk = std::string(GUEST_DIR) + "/initrd-dpdk.cpio";
-	g.ok = true;
+	static const iv::GuestImages g =
+		iv::make_guest(MKGUEST, GUEST_DIR, { IVSHM_TRAFFIC_STATIC, IVSHM_PMD });
 	return g;
 }
 
@@ -73,19 +56,14 @@ const Guest &guest()
 std::vector<std::string> qemu(const std::string &sock, const std::vector<std::string> &cmd,
 			      bool dpdk = false)
 {
-	const Guest &g = guest();
-	std::string c;
-	for (size_t i = 0; i < cmd.size(); i++)
-		c += (i ? "," : "") + cmd[i];
-	return { "qemu-system-x86_64", "-M", "q35", "-accel", "tcg", "-cpu", "max",
-		 "-m", dpdk ? "512" : "256", "-smp", "1", "-nodefaults", "-display", "none",
-		 "-serial", "stdio", "-no-reboot", "-kernel", g.kernel,
-		 "-initrd", dpdk ? g.initrd_dpdk : g.initrd,
-		 "-chardev", "socket,path=" + sock + ",id=ivs",
-		 "-device", "ivshmem-doorbell,chardev=ivs,vectors=1",
-		 // no_timer_check: under TCG on a loaded host the kernel's
-		 // IO-APIC timer check can fail and panic the boot.
-		 "-append", "console=ttyS0 quiet panic=-1 no_timer_check ivshm_cmd=" + c };
+	const iv::GuestImages &g = guest();
+	std::vector<std::string> a = iv::qemu_tcg(
+		g.kernel, dpdk ? g.dir + "/initrd-dpdk.cpio" : g.initrd, dpdk ? "512" : "256");
+	a.insert(a.end(), { "-chardev", "socket,path=" + sock + ",id=ivs",
+			    "-device", "ivshmem-doorbell,chardev=ivs,vectors=1" });
+	std::vector<std::string> ap = iv::guest_append(cmd);
+	a.insert(a.end(), ap.begin(), ap.end());
+	return a;
 }
 
 // ivshm-traffic in a guest: "/bin/ivshm-traffic ROLE --ep pci:auto ...".
@@ -114,16 +92,15 @@ class InterVm : public ::testing::Test {
 protected:
 	void SetUp() override
 	{
-		const Guest &g = guest();
-		ASSERT_TRUE(g.ok) << g.err;
+		const iv::GuestImages &g = guest();
+		ASSERT_TRUE(g.ok()) << g.err;
 		deadline_ = iv::now_ms() + (int64_t)kDeadlineS * 1000;
 		sock_ = "/tmp/" + iv::unique("srv") + ".sock";
 	}
 	void TearDown() override
 	{
 		ps_.kill_all();
-		if (HasFailure())
-			ps_.keep_logs(true);
+		ps_.keep_logs(HasFailure());
 		unlink(sock_.c_str());
 	}
 
@@ -131,11 +108,7 @@ protected:
 	{
 		srv_ = ps_.spawn("server", { IVSHM_SERVER, "-F", "-v", "-S", sock_, "-l", size,
 					     "-n", "1" });
-		int64_t end = iv::now_ms() + 10000;
-		struct stat st;
-		while (stat(sock_.c_str(), &st) != 0 && iv::now_ms() < end)
-			usleep(10000);
-		ASSERT_EQ(stat(sock_.c_str(), &st), 0) << ps_.output(srv_);
+		ASSERT_TRUE(iv::wait_path(sock_, iv::now_ms() + 10000)) << ps_.output(srv_);
 	}
 
 	// Wait for guests to power off; when one fails (or its kernel

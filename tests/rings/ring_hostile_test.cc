@@ -36,22 +36,6 @@ namespace {
 const uint32_t kCap = 64;
 const uint32_t kEsz = 16; /* memsize 1408: a multiple of 64, not of a page */
 
-double now_s()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-uint32_t xorshift(uint32_t *s)
-{
-	uint32_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
-
 /*
  * The hostile peer: never returns; writes only inside [ring, ring+len).
  * It plays the other end loosely: most steps move its own index to a value

@@ -60,22 +60,6 @@ const uint32_t kEsz = 16;
 const uint32_t kStart = 0xffffffffu - 5000; /* index wrap after 5000 */
 const double kDeadline = 240.0;             /* seconds, below the meson timeout */
 
-double now_s()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-uint32_t xorshift(uint32_t *s)
-{
-	uint32_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
-
 /* Back off while the peer has nothing for us: the two vCPUs are shared,
  * so a spinning side must let a descheduled peer run. */
 void backoff(uint32_t *idle)

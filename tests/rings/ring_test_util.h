@@ -2,9 +2,10 @@
 /*
  * ring_test_util.h - helpers shared by the ring test programs: ring areas
  * (heap, or a memfd mapped between PROT_NONE guard pages), a view of the
- * shared control block for tests that play the peer, and element stamps
- * (sequence number + checksum) that catch loss, duplication, reordering
- * and torn copies.
+ * shared control block for tests that play the peer, a clock and a seeded
+ * xorshift generator for deadlines and random operations, and element
+ * stamps (sequence number + checksum) that catch loss, duplication,
+ * reordering and torn copies.
  */
 #ifndef IVSHM_RING_TEST_UTIL_H
 #define IVSHM_RING_TEST_UTIL_H
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -46,6 +48,25 @@ inline void poke(void *mem, size_t off, uint32_t v)
 inline uint32_t peek_word(void *mem, size_t off)
 {
 	return __atomic_load_n(word(mem, off), __ATOMIC_ACQUIRE);
+}
+
+/* Monotonic seconds, for test deadlines. */
+inline double now_s()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Marsaglia's xorshift32: a cheap, reproducible stream from seed *@p s
+ * (never 0). */
+inline uint32_t xorshift(uint32_t *s)
+{
+	uint32_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return *s = x;
 }
 
 /* 64-byte aligned heap area, freed on scope exit. */

@@ -28,6 +28,16 @@ struct Pair {
 	}
 };
 
+/* The receiving end: reassembly state, and the value and descriptor of the
+ * last message (starting as values no receive leaves behind). */
+struct Rx {
+	struct ivshm_proto_rx rx;
+	int64_t v = INT64_MIN;
+	int fd = -2;
+	Rx() { ivshm_proto_rx_init(&rx); }
+	int recv(int sock) { return ivshm_proto_recv(sock, &rx, &v, &fd); }
+};
+
 /* Send raw bytes with @p nfds copies of descriptor @p fd attached. */
 void send_raw(int sock, const void *buf, size_t len, int fd, int nfds)
 {
@@ -80,23 +90,20 @@ TEST(Proto, SendAndReceiveWithDescriptor)
 	ASSERT_GE(efd, 0);
 	ASSERT_EQ(ivshm_proto_send_part(p.s[0], 42, efd, 0), 8);
 	ASSERT_EQ(ivshm_proto_send_part(p.s[0], -1, -1, 0), 8);
-	struct ivshm_proto_rx rx;
-	ivshm_proto_rx_init(&rx);
-	int64_t v;
-	int fd;
-	ASSERT_EQ(ivshm_proto_recv(p.s[1], &rx, &v, &fd), 1);
-	EXPECT_EQ(v, 42);
-	ASSERT_GE(fd, 0);
+	Rx r;
+	ASSERT_EQ(r.recv(p.s[1]), 1);
+	EXPECT_EQ(r.v, 42);
+	ASSERT_GE(r.fd, 0);
 	/* The received descriptor is the same eventfd. */
 	uint64_t one = 1, got = 0;
-	ASSERT_EQ(write(fd, &one, 8), 8);
+	ASSERT_EQ(write(r.fd, &one, 8), 8);
 	ASSERT_EQ(read(efd, &got, 8), 8);
 	EXPECT_EQ(got, 1u);
-	close(fd);
-	ASSERT_EQ(ivshm_proto_recv(p.s[1], &rx, &v, &fd), 1);
-	EXPECT_EQ(v, -1);
-	EXPECT_EQ(fd, -1);
-	EXPECT_EQ(ivshm_proto_recv(p.s[1], &rx, &v, &fd), -EAGAIN);
+	close(r.fd);
+	ASSERT_EQ(r.recv(p.s[1]), 1);
+	EXPECT_EQ(r.v, -1);
+	EXPECT_EQ(r.fd, -1);
+	EXPECT_EQ(r.recv(p.s[1]), -EAGAIN);
 	close(efd);
 }
 
@@ -108,16 +115,13 @@ TEST(Proto, ReassemblesPartialMessage)
 	ivshm_proto_encode(0x1234, b);
 	/* Descriptor on the first 3 bytes, the rest later. */
 	send_raw(p.s[0], b, 3, efd, 1);
-	struct ivshm_proto_rx rx;
-	ivshm_proto_rx_init(&rx);
-	int64_t v = 0;
-	int fd = -1;
-	EXPECT_EQ(ivshm_proto_recv(p.s[1], &rx, &v, &fd), -EAGAIN);
+	Rx r;
+	EXPECT_EQ(r.recv(p.s[1]), -EAGAIN);
 	send_raw(p.s[0], b + 3, 5, -1, 0);
-	ASSERT_EQ(ivshm_proto_recv(p.s[1], &rx, &v, &fd), 1);
-	EXPECT_EQ(v, 0x1234);
-	EXPECT_GE(fd, 0);
-	close(fd);
+	ASSERT_EQ(r.recv(p.s[1]), 1);
+	EXPECT_EQ(r.v, 0x1234);
+	EXPECT_GE(r.fd, 0);
+	close(r.fd);
 	close(efd);
 	/* Partial send API: resume at an offset, no descriptor then. */
 	ASSERT_EQ(ivshm_proto_send_part(p.s[0], 77, -1, 5), 3);
@@ -132,17 +136,14 @@ TEST(Proto, TwoDescriptorsOnOneMessageAreClosedAndRejected)
 	uint8_t b[8];
 	ivshm_proto_encode(3, b);
 	send_raw(p.s[0], b, 8, efd, 2);
-	struct ivshm_proto_rx rx;
-	ivshm_proto_rx_init(&rx);
-	int64_t v;
-	int fd;
-	EXPECT_EQ(ivshm_proto_recv(p.s[1], &rx, &v, &fd), -EPROTO);
+	Rx r;
+	EXPECT_EQ(r.recv(p.s[1]), -EPROTO);
 	EXPECT_EQ(count_fds(), before);
 	/* Second descriptor arriving on the second half of a message. */
 	send_raw(p.s[0], b, 4, efd, 1);
-	EXPECT_EQ(ivshm_proto_recv(p.s[1], &rx, &v, &fd), -EAGAIN);
+	EXPECT_EQ(r.recv(p.s[1]), -EAGAIN);
 	send_raw(p.s[0], b + 4, 4, efd, 1);
-	EXPECT_EQ(ivshm_proto_recv(p.s[1], &rx, &v, &fd), -EPROTO);
+	EXPECT_EQ(r.recv(p.s[1]), -EPROTO);
 	EXPECT_EQ(count_fds(), before);
 	close(efd);
 }
@@ -153,11 +154,8 @@ TEST(Proto, EndOfStream)
 		Pair p;
 		close(p.s[0]);
 		p.s[0] = -1;
-		struct ivshm_proto_rx rx;
-		ivshm_proto_rx_init(&rx);
-		int64_t v;
-		int fd;
-		EXPECT_EQ(ivshm_proto_recv(p.s[1], &rx, &v, &fd), -ECONNRESET);
+		Rx r;
+		EXPECT_EQ(r.recv(p.s[1]), -ECONNRESET);
 	}
 	{
 		Pair p;
@@ -167,12 +165,9 @@ TEST(Proto, EndOfStream)
 		send_raw(p.s[0], b, 3, efd, 1);
 		close(p.s[0]);
 		p.s[0] = -1;
-		struct ivshm_proto_rx rx;
-		ivshm_proto_rx_init(&rx);
-		int64_t v;
-		int fd;
+		Rx r;
 		/* Truncated message: rejected, its descriptor closed. */
-		EXPECT_EQ(ivshm_proto_recv(p.s[1], &rx, &v, &fd), -EPROTO);
+		EXPECT_EQ(r.recv(p.s[1]), -EPROTO);
 		EXPECT_EQ(count_fds(), before - 1); /* p.s[0] closed */
 		close(efd);
 	}

@@ -78,6 +78,17 @@ protected:
 		cp.peer_event_arg = &hlog;
 		ASSERT_EQ(ivshm_client_connect(sock.c_str(), &cp, &host), 0);
 	}
+	/* Server, two QEMUs, then the host client; both devices set up. */
+	void start_two_qemus_and_host(Qemu **a, Qemu **b, Ivshmem *da, Ivshmem *db)
+	{
+		start_server();
+		*a = start_qemu();
+		*b = start_qemu();
+		ASSERT_TRUE(*a && *b);
+		connect_host();
+		da->setup(**a);
+		db->setup(**b);
+	}
 	/* The id of the next peer the host hears of, after @p seen joins. */
 	int next_join(size_t seen)
 	{
@@ -136,14 +147,9 @@ TEST_F(QemuTest, IvPositionIsTheIdTheServerGave)
 
 TEST_F(QemuTest, BytesFlowBetweenTwoQemusAndHost)
 {
-	start_server();
-	Qemu *a = start_qemu();
-	Qemu *b = start_qemu();
-	ASSERT_TRUE(a && b);
-	connect_host();
+	Qemu *a = nullptr, *b = nullptr;
 	Ivshmem da, db;
-	da.setup(*a);
-	db.setup(*b);
+	ASSERT_NO_FATAL_FAILURE(start_two_qemus_and_host(&a, &b, &da, &db));
 	/* QEMU maps the very region the server formatted. */
 	EXPECT_EQ(a->readq(da.bar2 + 0), IVSHM_REGION_MAGIC);
 	EXPECT_EQ(b->readl(db.bar2 + 8), IVSHM_REGION_VERSION);
@@ -226,14 +232,9 @@ TEST_F(QemuTest, DoorbellWakesHostEventfd)
 
 TEST_F(QemuTest, HostNotifyAndQemuDoorbellDeliverMsix)
 {
-	start_server();
-	Qemu *a = start_qemu();
-	Qemu *b = start_qemu();
-	ASSERT_TRUE(a && b);
-	connect_host();
+	Qemu *a = nullptr, *b = nullptr;
 	Ivshmem da, db;
-	da.setup(*a);
-	db.setup(*b);
+	ASSERT_NO_FATAL_FAILURE(start_two_qemus_and_host(&a, &b, &da, &db));
 	uint16_t ida = (uint16_t)da.iv_position(), idb = (uint16_t)db.iv_position();
 	for (unsigned int v = 0; v < kVectors; v++) {
 		a->writel(kMsiBase + 16 * v, 0);

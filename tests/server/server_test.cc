@@ -26,16 +26,35 @@ using namespace ivshm_test;
 
 namespace {
 
-int raw_connect(const std::string &path)
+struct sockaddr_un unix_addr(const std::string &path)
 {
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	strncpy(sa.sun_path, path.c_str(), sizeof(sa.sun_path) - 1);
+	return sa;
+}
+
+int raw_connect(const std::string &path)
+{
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = unix_addr(path);
 	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		close(s);
 		return -errno;
+	}
+	return s;
+}
+
+/* A listening socket at @p path for a fake server; -errno on failure. */
+int raw_listen(const std::string &path)
+{
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = unix_addr(path);
+	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s, 4) < 0) {
+		int ret = -errno;
+		close(s);
+		return ret;
 	}
 	return s;
 }
@@ -362,10 +381,7 @@ TEST_F(ServerTest, StaleSocketIsReplacedLiveOneIsNot)
 	/* A socket file whose server died: bound, never unlinked. */
 	{
 		int s = socket(AF_UNIX, SOCK_STREAM, 0);
-		struct sockaddr_un sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sun_family = AF_UNIX;
-		strncpy(sa.sun_path, sock.c_str(), sizeof(sa.sun_path) - 1);
+		struct sockaddr_un sa = unix_addr(sock);
 		ASSERT_EQ(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
 		close(s);
 	}
@@ -722,13 +738,8 @@ TEST_F(ServerTest, ClientRejectsMalformedServer)
 {
 	/* A fake server that sends a wrong version, then one that sends a
 	 * bad id, then garbage after a valid set-up. */
-	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	strncpy(sa.sun_path, sock.c_str(), sizeof(sa.sun_path) - 1);
-	ASSERT_EQ(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ASSERT_EQ(listen(ls, 4), 0);
+	int ls = raw_listen(sock);
+	ASSERT_GE(ls, 0) << strerror(-ls);
 	int before = count_fds();
 	/* Messages from index @p late on are sent 200 ms later. */
 	auto serve = [&](std::vector<std::pair<int64_t, bool>> msgs, size_t late = 99) {
@@ -802,13 +813,8 @@ TEST_F(ServerTest, ClientAcceptsExampleServerOrder)
 	/* QEMU's example server sends the other peers' vectors first and the
 	 * newcomer's own vectors last; a pause in between must not cost the
 	 * client its vectors. */
-	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	strncpy(sa.sun_path, sock.c_str(), sizeof(sa.sun_path) - 1);
-	ASSERT_EQ(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ASSERT_EQ(listen(ls, 4), 0);
+	int ls = raw_listen(sock);
+	ASSERT_GE(ls, 0) << strerror(-ls);
 	std::thread fake([&] {
 		int s = accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
 		int mfd = memfd_create("t", MFD_CLOEXEC);

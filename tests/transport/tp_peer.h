@@ -136,6 +136,18 @@ inline int run_peer(const PeerConfig &cfg, PeerShared *sh,
 	ivshm_transport_info_get(ch, &info);
 	const uint32_t bs = info.buf_size;
 
+	// After a transmit pass that sent nothing: false once the deadline has
+	// passed; else back off (sleep while the link is down, yield while up).
+	auto tx_idle = [&] {
+		if (now_ms() > deadline)
+			return false;
+		if (!ivshm_transport_link(ch))
+			usleep(200);
+		else
+			sched_yield();
+		return true;
+	};
+
 	// Zero-copy transmit: whole packets into reserved buffers, chained.
 	auto tx_zc = [&] {
 		std::vector<uint8_t> scratch(9728);
@@ -175,14 +187,8 @@ inline int run_peer(const PeerConfig &cfg, PeerShared *sh,
 					seq = s0; // cannot happen: all valid
 			}
 			sh->sent.store(seq - cfg.tx_seq0, std::memory_order_relaxed);
-			if (seq == s0) {
-				if (now_ms() > deadline)
-					break;
-				if (!ivshm_transport_link(ch))
-					usleep(200);
-				else
-					sched_yield();
-			}
+			if (seq == s0 && !tx_idle())
+				break;
 		}
 	};
 
@@ -213,14 +219,8 @@ inline int run_peer(const PeerConfig &cfg, PeerShared *sh,
 			seq += n;
 			pending = (uint16_t)(pending - n);
 			sh->sent.store(seq - cfg.tx_seq0, std::memory_order_relaxed);
-			if (n == 0) {
-				if (now_ms() > deadline)
-					break;
-				if (!ivshm_transport_link(ch))
-					usleep(200);
-				else
-					sched_yield();
-			}
+			if (n == 0 && !tx_idle())
+				break;
 		}
 	});
 

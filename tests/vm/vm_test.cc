@@ -13,25 +13,13 @@
 // deadline; a guard kills and reaps whatever is left on every path.
 #include <gtest/gtest.h>
 
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <fstream>
-#include <random>
-#include <sstream>
-#include <string>
 #include <thread>
-#include <vector>
 
+#include "guest_util.h"
 #include "ivshm/server.h"
+#include "proc_util.h"
 
 #ifndef IVSHM_PEER
 #error "IVSHM_PEER (path of the static peer program) must be defined"
@@ -49,164 +37,33 @@ const int kRounds = 40;       // messages each way per test
 const int kPeerTimeoutS = 60; // peer's own deadline (after boot)
 const int kDeadlineS = 120;   // the harness kills everything after this
 
-int64_t now_ms()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+using iv::now_ms;
+using iv::slurp;
+using iv::unique;
 
-std::string unique(const char *tag)
-{
-	std::random_device rd;
-	return std::string("ivshm-vm-") + tag + "-" + std::to_string(getpid()) +
-	       "-" + std::to_string(rd() % 1000000);
-}
-
-std::string slurp(const std::string &path)
-{
-	std::ifstream f(path);
-	std::stringstream ss;
-	ss << f.rdbuf();
-	return ss.str();
-}
-
-// Children started by one test; all killed and reaped on destruction.
-class Procs {
+// The shared child guard (tests/common/proc_util.h) with its logs beside the
+// guest images, and a deadline that reports each child it had to kill.
+class Procs : public iv::Procs {
 public:
-	struct Proc {
-		std::string name, log;
-		pid_t pid = -1;
-		int status = -1;
-	};
-	~Procs() { kill_all(); }
+	Procs() : iv::Procs(GUEST_DIR) {}
 
-	size_t spawn(const std::string &name, const std::vector<std::string> &argv)
-	{
-		Proc p;
-		p.name = name;
-		p.log = std::string(GUEST_DIR) + "/" + unique(name.c_str()) + ".log";
-		pid_t parent = getpid();
-		pid_t pid = fork();
-		if (pid == 0) {
-			// Die with the test binary, whatever kills it.
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			if (getppid() != parent)
-				_exit(127);
-			int fd = open(p.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-			int nul = open("/dev/null", O_RDONLY);
-			if (fd < 0 || nul < 0)
-				_exit(127);
-			dup2(nul, 0);
-			dup2(fd, 1);
-			dup2(fd, 2);
-			std::vector<char *> args;
-			for (const auto &a : argv)
-				args.push_back(const_cast<char *>(a.c_str()));
-			args.push_back(nullptr);
-			execvp(args[0], args.data());
-			_exit(127);
-		}
-		p.pid = pid;
-		procs_.push_back(p);
-		return procs_.size() - 1;
-	}
-
-	// Wait for every child until the deadline; then kill the rest.
-	// Returns false if any had to be killed.
+	// Wait for every child until the deadline; then kill the rest and,
+	// with @p report, fail the test naming each. False if any was killed.
 	bool wait_all(int64_t deadline, bool report = true)
 	{
-		bool ok = true;
-		for (;;) {
-			bool running = false;
-			for (auto &p : procs_) {
-				if (p.pid < 0)
-					continue;
-				int st;
-				pid_t r = waitpid(p.pid, &st, WNOHANG);
-				if (r == p.pid) {
-					p.status = st;
-					p.pid = -1;
-				} else {
-					running = true;
-				}
-			}
-			if (!running)
-				return ok;
-			if (now_ms() > deadline) {
-				for (auto &p : procs_)
-					if (p.pid >= 0 && report)
-						ADD_FAILURE() << p.name << " still running at the "
-							      << "deadline: killed";
-				ok = false;
-				kill_all();
-				return ok;
-			}
-			usleep(20 * 1000);
-		}
+		bool ok = iv::Procs::wait_all(deadline);
+		for (size_t i = 0; report && i < size(); i++)
+			if ((*this)[i].killed)
+				ADD_FAILURE() << (*this)[i].name << " still running at the "
+					      << "deadline: killed";
+		return ok;
 	}
-
-	void kill_all()
-	{
-		for (auto &p : procs_) {
-			if (p.pid < 0)
-				continue;
-			kill(p.pid, SIGKILL);
-			waitpid(p.pid, &p.status, 0);
-			p.pid = -1;
-		}
-	}
-
-	// Reaps @p i if it has exited; true while it runs.
-	bool running(size_t i)
-	{
-		Proc &p = procs_[i];
-		if (p.pid < 0)
-			return false;
-		if (waitpid(p.pid, &p.status, WNOHANG) == p.pid) {
-			p.pid = -1;
-			return false;
-		}
-		return true;
-	}
-
-	const Proc &operator[](size_t i) const { return procs_[i]; }
-	std::string output(size_t i) const { return slurp(procs_[i].log); }
-	void remove_logs()
-	{
-		for (auto &p : procs_)
-			unlink(p.log.c_str());
-	}
-
-private:
-	std::vector<Proc> procs_;
 };
 
 // The guest kernel and initramfs, built once per test binary run.
-struct Guest {
-	bool ok = false;
-	std::string err;
-	std::string kernel, initrd;
-};
-
-const Guest &guest()
+const iv::GuestImages &guest()
 {
-	static Guest g;
-	static bool done = false;
-	if (done)
-		return g;
-	done = true;
-	mkdir(GUEST_DIR, 0700);
-	std::string cmd = std::string("sh '") + MKGUEST + "' '" + GUEST_DIR + "' '" +
-			  IVSHM_PEER + "' > '" + GUEST_DIR + "/mkguest.log' 2>&1";
-	int rc = system(cmd.c_str());
-	if (rc != 0) {
-		g.err = "mkguest.sh failed: " + slurp(std::string(GUEST_DIR) + "/mkguest.log");
-		return g;
-	}
-	g.kernel = std::string(GUEST_DIR) + "/vmlinux";
-	g.initrd = std::string(GUEST_DIR) + "/initrd.cpio";
-	g.ok = true;
+	static const iv::GuestImages g = iv::make_guest(MKGUEST, GUEST_DIR, { IVSHM_PEER });
 	return g;
 }
 
@@ -229,16 +86,22 @@ struct GuestOpts {
 	bool vfio = false;          // intel-iommu + vfio-pci in the guest
 };
 
+// A guest with an ivshmem-doorbell device of @p vectors on the server
+// socket @p sock, behind a virtual IOMMU with @p vfio.
+GuestOpts doorbell(const std::string &sock, unsigned vectors, bool vfio = false)
+{
+	GuestOpts o;
+	o.chardev_socket = sock;
+	o.vectors = vectors;
+	o.vfio = vfio;
+	return o;
+}
+
 std::vector<std::string> qemu_args(const GuestOpts &o,
 				   const std::vector<std::string> &peer)
 {
-	const Guest &g = guest();
-	std::vector<std::string> a = {
-		"qemu-system-x86_64", "-M", "q35", "-accel", "tcg", "-cpu", "max",
-		"-m", "256", "-smp", "1", "-nodefaults", "-display", "none",
-		"-serial", "stdio", "-no-reboot", "-kernel", g.kernel,
-		"-initrd", g.initrd,
-	};
+	const iv::GuestImages &g = guest();
+	std::vector<std::string> a = iv::qemu_tcg(g.kernel, g.initrd, "256");
 	if (o.vfio) {
 		a.push_back("-device");
 		a.push_back("intel-iommu");
@@ -253,38 +116,26 @@ std::vector<std::string> qemu_args(const GuestOpts &o,
 				    std::to_string(o.plain_size) + ",mem-path=" + o.plain_file,
 				    "-device", "ivshmem-plain,memdev=ivm" });
 	}
-	std::string cmd;
-	for (size_t i = 0; i < peer.size(); i++) {
-		std::string s = (i == 0 && peer[0] == IVSHM_PEER) ?
-				std::string("/bin/ivshm_peer") : peer[i];
-		cmd += (i ? "," : "") + s;
-	}
-	std::string append = "console=ttyS0 quiet panic=-1 no_timer_check ivshm_cmd=" + cmd;
-	if (o.vfio)
-		append += " intel_iommu=on ivshm_vfio=1";
-	a.insert(a.end(), { "-append", append });
+	// The peer program is /bin/ivshm_peer inside the guest.
+	std::vector<std::string> cmd = peer;
+	if (!cmd.empty() && cmd[0] == IVSHM_PEER)
+		cmd[0] = "/bin/ivshm_peer";
+	std::vector<std::string> ap =
+		iv::guest_append(cmd, o.vfio ? " intel_iommu=on ivshm_vfio=1" : "");
+	a.insert(a.end(), ap.begin(), ap.end());
 	return a;
 }
 
 // The peer's result line, or "" if it printed none.
 std::string result_line(const std::string &out)
 {
-	size_t p = out.find("IVSHM_PEER ");
-	if (p == std::string::npos)
-		return "";
-	size_t e = out.find('\n', p);
-	std::string l = out.substr(p, e == std::string::npos ? std::string::npos : e - p);
-	while (!l.empty() && (l.back() == '\r' || l.back() == '\n'))
-		l.pop_back();
-	return l;
+	return iv::result_line(out, "IVSHM_PEER");
 }
 
-long field(const std::string &line, const std::string &key)
+// A field of the result line; absent reads as a value no peer reports.
+long long field(const std::string &line, const std::string &key)
 {
-	size_t p = line.find(" " + key + "=");
-	if (p == std::string::npos)
-		return -1000000;
-	return strtol(line.c_str() + p + key.size() + 2, nullptr, 0);
+	return iv::field(line, key, -1000000);
 }
 
 // Checks one peer's report: OK, every round, the same byte count as the
@@ -352,16 +203,32 @@ class Vm : public ::testing::Test {
 protected:
 	void SetUp() override
 	{
-		const Guest &g = guest();
-		ASSERT_TRUE(g.ok) << g.err;
+		const iv::GuestImages &g = guest();
+		ASSERT_TRUE(g.ok()) << g.err;
 		deadline_ = now_ms() + (int64_t)kDeadlineS * 1000;
 	}
 	void TearDown() override
 	{
 		ps_.kill_all();
-		if (!HasFailure())
-			ps_.remove_logs();
+		// Logs of a failed test stay for reading; others go.
+		ps_.keep_logs(HasFailure());
 	}
+	// Peer a, then, once the server counts it (QEMU drops a doorbell for
+	// a peer it has not heard of yet), peer b, both on @p srv; waits for
+	// both and checks each report (expect_ok). An argv is a guest's when
+	// it starts QEMU, else a host process's. Result lines in *la, *lb.
+	void run_pair(Server &srv, const std::vector<std::string> &a,
+		      const std::vector<std::string> &b, std::string *la, std::string *lb)
+	{
+		bool ga = a[0] != IVSHM_PEER, gb = b[0] != IVSHM_PEER;
+		size_t ia = ps_.spawn(ga ? "guest-a" : "host-a", a);
+		ASSERT_TRUE(srv.await_peers(1));
+		size_t ib = ps_.spawn(gb ? "guest-b" : "host-b", b);
+		EXPECT_TRUE(ps_.wait_all(deadline_));
+		*la = expect_ok(ps_, ia, ga);
+		*lb = expect_ok(ps_, ib, gb);
+	}
+
 	Procs ps_;
 	int64_t deadline_ = 0;
 };
@@ -421,13 +288,11 @@ TEST_F(Vm, GuestDoorbellWakesHostClient)
 {
 	Server srv(2);
 	ASSERT_EQ(srv.ret(), 0);
-	size_t h = ps_.spawn("host-a", peer_args("socket:" + srv.path(), 'a', "irq", 1));
-	ASSERT_TRUE(srv.await_peers(1));
-	GuestOpts o;
-	o.chardev_socket = srv.path();
-	size_t g = ps_.spawn("guest-b", qemu_args(o, peer_args("pci:auto", 'b', "poll", 1)));
-	EXPECT_TRUE(ps_.wait_all(deadline_));
-	std::string lh = expect_ok(ps_, h, false), lg = expect_ok(ps_, g, true);
+	GuestOpts o = doorbell(srv.path(), 2);
+	std::string lh, lg;
+	ASSERT_NO_FATAL_FAILURE(run_pair(srv, peer_args("socket:" + srv.path(), 'a', "irq", 1),
+					 qemu_args(o, peer_args("pci:auto", 'b', "poll", 1)),
+					 &lh, &lg));
 	EXPECT_EQ(field(lh, "bytes"), field(lg, "bytes"));
 	EXPECT_EQ(field(lh, "wakeups"), kRounds); // every BAR0 write arrived
 	EXPECT_EQ(field(lg, "notifies"), kRounds);
@@ -441,14 +306,11 @@ TEST_F(Vm, TwoGuestsPolling)
 {
 	Server srv(1);
 	ASSERT_EQ(srv.ret(), 0);
-	GuestOpts o;
-	o.chardev_socket = srv.path();
-	o.vectors = 1;
-	size_t a = ps_.spawn("guest-a", qemu_args(o, peer_args("pci:auto", 'a', "poll")));
-	ASSERT_TRUE(srv.await_peers(1));
-	size_t b = ps_.spawn("guest-b", qemu_args(o, peer_args("pci:auto", 'b', "poll")));
-	EXPECT_TRUE(ps_.wait_all(deadline_));
-	std::string la = expect_ok(ps_, a, true), lb = expect_ok(ps_, b, true);
+	GuestOpts o = doorbell(srv.path(), 1);
+	std::string la, lb;
+	ASSERT_NO_FATAL_FAILURE(run_pair(srv, qemu_args(o, peer_args("pci:auto", 'a', "poll")),
+					 qemu_args(o, peer_args("pci:auto", 'b', "poll")),
+					 &la, &lb));
 	EXPECT_EQ(field(la, "bytes"), field(lb, "bytes"));
 	EXPECT_EQ(field(la, "peer"), field(lb, "id"));
 	EXPECT_EQ(field(lb, "peer"), field(la, "id"));
@@ -466,35 +328,28 @@ TEST_F(Vm, GuestInterruptsViaVfioBothWays)
 {
 	Server srv(2);
 	ASSERT_EQ(srv.ret(), 0);
-	size_t h = ps_.spawn("host-a", peer_args("socket:" + srv.path(), 'a', "irq", 1));
-	ASSERT_TRUE(srv.await_peers(1));
-	GuestOpts o;
-	o.chardev_socket = srv.path();
-	o.vfio = true;
-	size_t g = ps_.spawn("guest-b", qemu_args(o, peer_args("pci:auto", 'b', "irq", 1)));
-	EXPECT_TRUE(ps_.wait_all(deadline_));
-	std::string lh = expect_ok(ps_, h, false), lg = expect_ok(ps_, g, true);
+	GuestOpts o = doorbell(srv.path(), 2, true);
+	std::string lh, lg;
+	ASSERT_NO_FATAL_FAILURE(run_pair(srv, peer_args("socket:" + srv.path(), 'a', "irq", 1),
+					 qemu_args(o, peer_args("pci:auto", 'b', "irq", 1)),
+					 &lh, &lg));
 	EXPECT_EQ(field(lh, "bytes"), field(lg, "bytes"));
 	// Host eventfd -> QEMU -> MSI-X vector 1 -> guest eventfd, every round;
 	// guest BAR0 -> QEMU -> host eventfd, every round.
 	EXPECT_EQ(field(lg, "wakeups"), kRounds);
 	EXPECT_EQ(field(lh, "wakeups"), kRounds);
-	EXPECT_EQ(field(lg, "caps"), (long)(kCapDoorbell | kCapInterrupt | kCapPeerId));
+	EXPECT_EQ(field(lg, "caps"), (long long)(kCapDoorbell | kCapInterrupt | kCapPeerId));
 }
 
 TEST_F(Vm, TwoGuestsInterruptsViaVfio)
 {
 	Server srv(1);
 	ASSERT_EQ(srv.ret(), 0);
-	GuestOpts o;
-	o.chardev_socket = srv.path();
-	o.vectors = 1;
-	o.vfio = true;
-	size_t a = ps_.spawn("guest-a", qemu_args(o, peer_args("pci:auto", 'a', "irq")));
-	ASSERT_TRUE(srv.await_peers(1));
-	size_t b = ps_.spawn("guest-b", qemu_args(o, peer_args("pci:auto", 'b', "irq")));
-	EXPECT_TRUE(ps_.wait_all(deadline_));
-	std::string la = expect_ok(ps_, a, true), lb = expect_ok(ps_, b, true);
+	GuestOpts o = doorbell(srv.path(), 1, true);
+	std::string la, lb;
+	ASSERT_NO_FATAL_FAILURE(run_pair(srv, qemu_args(o, peer_args("pci:auto", 'a', "irq")),
+					 qemu_args(o, peer_args("pci:auto", 'b', "irq")),
+					 &la, &lb));
 	EXPECT_EQ(field(la, "bytes"), field(lb, "bytes"));
 	EXPECT_EQ(field(la, "wakeups"), kRounds);
 	EXPECT_EQ(field(lb, "wakeups"), kRounds);
@@ -506,18 +361,13 @@ TEST_F(Vm, GuestForcedPollingWithVfio)
 {
 	Server srv(1);
 	ASSERT_EQ(srv.ret(), 0);
-	size_t h = ps_.spawn("host-a", peer_args("socket:" + srv.path(), 'a', "irq"));
-	ASSERT_TRUE(srv.await_peers(1));
-	GuestOpts o;
-	o.chardev_socket = srv.path();
-	o.vectors = 1;
-	o.vfio = true;
+	GuestOpts o = doorbell(srv.path(), 1, true);
 	std::vector<std::string> pa = peer_args("pci:auto", 'b', "poll");
 	pa.insert(pa.end(), { "--force-poll", "1" });
-	size_t g = ps_.spawn("guest-b", qemu_args(o, pa));
-	EXPECT_TRUE(ps_.wait_all(deadline_));
-	std::string lh = expect_ok(ps_, h, false), lg = expect_ok(ps_, g, true);
-	EXPECT_EQ(field(lg, "caps"), (long)(kCapDoorbell | kCapPeerId));
+	std::string lh, lg;
+	ASSERT_NO_FATAL_FAILURE(run_pair(srv, peer_args("socket:" + srv.path(), 'a', "irq"),
+					 qemu_args(o, pa), &lh, &lg));
+	EXPECT_EQ(field(lg, "caps"), (long long)(kCapDoorbell | kCapPeerId));
 	EXPECT_EQ(field(lh, "wakeups"), kRounds);
 }
 
@@ -543,19 +393,13 @@ TEST_F(Vm, ServerDaemonGuestAndHostClient)
 {
 	std::string sock = "/tmp/" + unique("daemon") + ".sock";
 	ps_.spawn("server", { IVSHM_SERVER_BIN, "-F", "-S", sock, "-l", "1M", "-n", "2" });
-	struct stat st;
-	int64_t end = now_ms() + 10000;
-	while (stat(sock.c_str(), &st) != 0 && now_ms() < end)
-		usleep(10 * 1000);
-	ASSERT_EQ(stat(sock.c_str(), &st), 0) << "server socket never appeared";
+	ASSERT_TRUE(iv::wait_path(sock, now_ms() + 10000)) << "server socket never appeared";
 	size_t h = ps_.spawn("host-a", peer_args("socket:" + sock, 'a', "irq", 1));
-	GuestOpts o;
-	o.chardev_socket = sock;
-	o.vfio = true;
+	GuestOpts o = doorbell(sock, 2, true);
 	size_t g = ps_.spawn("guest-b", qemu_args(o, peer_args("pci:auto", 'b', "irq", 1)));
 	// The peers finish; the daemon runs until we stop it.
 	int64_t dl = deadline_;
-	while ((ps_.running(h) || ps_.running(g)) && now_ms() < dl)
+	while ((!ps_.done(h) || !ps_.done(g)) && now_ms() < dl)
 		usleep(20 * 1000);
 	ps_.kill_all();
 	std::string lh = expect_ok(ps_, h, false), lg = expect_ok(ps_, g, true);

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// Description: helpers for the inter-VM tests (header-only, C++): child
+// Description: child-process helpers shared by the tests that run real
+// programs (tests/vm, tests/intervm; header-only, C++, no gtest): child
 // processes with a log file each, killed and reaped on every path (death
-// signal, deadline, destructor); unique names; parsing of the tools'
-// "KEY key=value ..." result lines.
-#ifndef IVSHM_INTERVM_PROC_UTIL_H
-#define IVSHM_INTERVM_PROC_UTIL_H
+// signal, deadline, destructor); unique names; parsing of the programs'
+// "KEY key=value ..." result lines. A test folder uses it through
+// include_directories('../common') in its meson.build.
+#ifndef IVSHM_TESTS_PROC_UTIL_H
+#define IVSHM_TESTS_PROC_UTIL_H
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +39,7 @@ inline int64_t now_ms()
 inline std::string unique(const char *tag)
 {
 	std::random_device rd;
-	return std::string("ivshm-iv-") + tag + "-" + std::to_string(getpid()) +
+	return std::string("ivshm-t-") + tag + "-" + std::to_string(getpid()) +
 	       "-" + std::to_string(rd() % 1000000);
 }
 
@@ -49,6 +51,20 @@ inline std::string slurp(const std::string &path)
 	return ss.str();
 }
 
+// Wait until @p path exists (a daemon's socket, say) or @p deadline (ms,
+// now_ms() clock) passes; true if it exists.
+inline bool wait_path(const std::string &path, int64_t deadline)
+{
+	struct stat st;
+	for (;;) {
+		if (stat(path.c_str(), &st) == 0)
+			return true;
+		if (now_ms() > deadline)
+			return false;
+		usleep(10 * 1000);
+	}
+}
+
 // Children of one test: each gets PR_SET_PDEATHSIG, its own process group
 // and a log; whatever still runs is killed (SIGKILL to the group) and
 // reaped by kill_all(), the deadline in wait_all() or the destructor.
@@ -58,6 +74,7 @@ public:
 		std::string name, log;
 		pid_t pid = -1;
 		int status = -1;
+		bool killed = false; // still running at wait_all()'s deadline
 	};
 	explicit Procs(std::string logdir = "/tmp") : logdir_(std::move(logdir)) {}
 	~Procs()
@@ -128,8 +145,8 @@ public:
 		return true;
 	}
 
-	// Wait for every child until the deadline; then kill the rest.
-	// Returns false if any had to be killed.
+	// Wait for every child until the deadline; then kill the rest and
+	// mark them (Proc::killed). Returns false if any had to be killed.
 	bool wait_all(int64_t deadline)
 	{
 		for (;;) {
@@ -140,6 +157,9 @@ public:
 			if (!running)
 				return true;
 			if (now_ms() > deadline) {
+				for (auto &p : procs_)
+					if (p.pid >= 0)
+						p.killed = true;
 				kill_all();
 				return false;
 			}
@@ -166,6 +186,7 @@ public:
 		}
 	}
 
+	size_t size() const { return procs_.size(); }
 	const Proc &operator[](size_t i) const { return procs_[i]; }
 	std::string output(size_t i) const { return slurp(procs_[i].log); }
 	int exit_code(size_t i) const
@@ -215,12 +236,13 @@ inline std::string sfield(const std::string &line, const std::string &key)
 	return line.substr(p, e == std::string::npos ? std::string::npos : e - p);
 }
 
-// Numeric value of key=...; -1 if absent.
-inline long long field(const std::string &line, const std::string &key)
+// Numeric value of key=...; @p absent (default -1) if there is none.
+inline long long field(const std::string &line, const std::string &key,
+		       long long absent = -1)
 {
 	std::string s = sfield(line, key);
 	if (s.empty())
-		return -1;
+		return absent;
 	return strtoll(s.c_str(), nullptr, 0);
 }
 
