@@ -232,6 +232,9 @@ static void publish(struct ivshm_channel *ch)
 	ivshm_store_relaxed(&s->ep_id, ch->ep_id);
 	ivshm_store_relaxed(&s->boot_hash, ch->boot_hash);
 	ivshm_store_relaxed(&s->nvectors, ch->nvec);
+	/* Release: the identity above is ours before the token says so; pairs
+	 * with the acquire load of id_token in read_peer()/side_identity(). */
+	ivshm_store_release(&s->id_token, ch->token);
 	ivshm_store_relaxed(&s->gen, ch->gen);
 	/* Release: the rings formatted for gen (and ack's detach) are visible
 	 * before the state; pairs with the acquire load of state in the
@@ -246,6 +249,32 @@ struct peer_view {
 	uint32_t state, gen, ack, reset_req, pid, ep_id, nvec;
 };
 
+/*
+ * The identity of holder @p tok of side block @p s, or "unknown" (boot 0,
+ * pid 0, no peer id, no vectors) while the block still carries the previous
+ * holder's: a newcomer claims the side by CAS and only then writes its
+ * identity, and judging it by the departed holder's pid or peer id would
+ * declare it dead and let a third party take its side over.
+ * Returns 1 if the identity is the holder's own.
+ */
+static int side_identity(struct ivshm_tp_side *s, uint64_t tok, uint64_t *boot,
+			 uint32_t *pid, uint32_t *ep_id, uint32_t *nvec)
+{
+	/* Acquire: pairs with the release store of id_token in publish(). */
+	if (tok == 0 || ivshm_load_acquire(&s->id_token) != tok) {
+		*boot = 0;
+		*pid = 0;
+		*ep_id = IVSHM_TP_NO_EP;
+		*nvec = 0;
+		return 0;
+	}
+	*boot = ivshm_load_relaxed(&s->boot_hash);
+	*pid = ivshm_load_relaxed(&s->pid);
+	*ep_id = ivshm_load_relaxed(&s->ep_id);
+	*nvec = ivshm_load_relaxed(&s->nvectors);
+	return 1;
+}
+
 static void read_peer(struct ivshm_channel *ch, struct peer_view *v)
 {
 	struct ivshm_tp_side *s = ch->peer;
@@ -256,10 +285,7 @@ static void read_peer(struct ivshm_channel *ch, struct peer_view *v)
 	v->gen = ivshm_load_relaxed(&s->gen);
 	v->ack = ivshm_load_relaxed(&s->ack);
 	v->reset_req = ivshm_load_relaxed(&s->reset_req);
-	v->pid = ivshm_load_relaxed(&s->pid);
-	v->ep_id = ivshm_load_relaxed(&s->ep_id);
-	v->nvec = ivshm_load_relaxed(&s->nvectors);
-	v->boot = ivshm_load_relaxed(&s->boot_hash);
+	side_identity(s, v->tok, &v->boot, &v->pid, &v->ep_id, &v->nvec);
 	v->hb = ivshm_load_relaxed(&s->heartbeat);
 }
 
@@ -276,28 +302,66 @@ static int holder_dead(struct ivshm_channel *ch, uint64_t boot, uint32_t pid,
 	return 0;
 }
 
-/* Open: is the occupant of side @p s dead? Watches its heartbeat. */
+/*
+ * Open: may the server's peer table vouch for the holder with id @p ep_id?
+ * A client learns of peers that joined after it only when it processes the
+ * server's announcement, which may still be in flight while that peer has
+ * already claimed a side: absence from our table then proves nothing. Ids
+ * are handed out in increasing order (wrapping at 65536), so a holder whose
+ * id is older than ours was connected before us and the server sent us its
+ * vectors while we connected; after draining what the server has sent, its
+ * absence means it departed.
+ */
+static int holder_id_known(struct ivshm_channel *ch, uint32_t ep_id)
+{
+	uint16_t age;
+
+	if (!ch->has_peer_events || ep_id > 0xffffu || ch->ep_id > 0xffffu)
+		return 0;
+	age = (uint16_t)(ch->ep_id - ep_id);
+	if (age == 0 || age >= 0x8000u)
+		return 0; /* ours, or newer than us */
+	/* Drain pending announcements (bounded: a flood cannot hold us). */
+	for (int i = 0; i < 64; i++)
+		if (ivshm_endpoint_process(ch->ep) != 1)
+			break;
+	return 1;
+}
+
+/* Open: is occupant @p tok of side @p s dead? Judged by its own identity
+ * once published, else by its heartbeat. */
 static int occupant_dead(struct ivshm_channel *ch, struct ivshm_tp_side *s,
-			 unsigned int tmo_ms)
+			 uint64_t tok, unsigned int tmo_ms)
 {
 	uint64_t hb0 = ivshm_load_relaxed(&s->heartbeat);
 	uint64_t deadline = now_ms() + tmo_ms;
-	uint32_t ep_id = ivshm_load_relaxed(&s->ep_id);
+	uint64_t boot;
+	uint32_t pid, ep_id, nvec;
 
-	if (holder_dead(ch, ivshm_load_relaxed(&s->boot_hash),
-			ivshm_load_relaxed(&s->pid), ep_id,
-			ep_id <= 0xffffu))
-		return 1;
-	/* Same boot and the pid is alive: a live holder. */
-	if (ch->boot_hash != 0 &&
-	    ivshm_load_relaxed(&s->boot_hash) == ch->boot_hash)
-		return 0;
-	while (now_ms() < deadline) {
+	for (;;) {
+		if (ivshm_load_relaxed(&s->occupant) != tok)
+			return 0; /* changed hands: the caller's CAS will fail */
+		if (side_identity(s, tok, &boot, &pid, &ep_id, &nvec)) {
+			/* The peer-table test applies only to a holder we must
+			 * know of: a newer client missing from our table has
+			 * merely not been announced yet, and taking its side
+			 * over would leave two openers on one side while the
+			 * other stays empty (the link never comes up). */
+			if (holder_dead(ch, boot, pid, ep_id,
+					holder_id_known(ch, ep_id)))
+				return 1;
+			/* Same boot and the pid is alive: a live holder. */
+			if (ch->boot_hash != 0 && boot == ch->boot_hash)
+				return 0;
+		}
+		/* A moving heartbeat is a live holder (identity or not: one
+		 * that just claimed publishes both at once). */
 		if (ivshm_load_relaxed(&s->heartbeat) != hb0)
 			return 0;
+		if (now_ms() >= deadline)
+			return 1;
 		sleep_ms(2);
 	}
-	return 1;
 }
 
 /* ---- rings --------------------------------------------------------------- */
@@ -611,11 +675,19 @@ static int claim_side(struct ivshm_channel *ch, unsigned int tmo_ms)
 		struct ivshm_tp_side *b = &ch->ent->side[s];
 		uint64_t cur = ivshm_load_relaxed(&b->occupant);
 
-		if (cur != 0 && !occupant_dead(ch, b, tmo_ms))
+		if (cur != 0 && !occupant_dead(ch, b, cur, tmo_ms))
 			continue;
 		/* acq_rel: pairs with a concurrent newcomer's CAS. */
 		if (ivshm_cas_acq_rel(&b->occupant, &cur, ch->token)) {
 			ch->side = s;
+			/* Our identity at once, so others judge us by it (and
+			 * not by the previous holder's) as soon as possible. */
+			ivshm_store_relaxed(&b->pid, ch->pid);
+			ivshm_store_relaxed(&b->ep_id, ch->ep_id);
+			ivshm_store_relaxed(&b->boot_hash, ch->boot_hash);
+			ivshm_store_relaxed(&b->nvectors, ch->nvec);
+			/* Pairs with the acquire in side_identity(). */
+			ivshm_store_release(&b->id_token, ch->token);
 			return 0;
 		}
 	}
