@@ -302,64 +302,69 @@ static int holder_dead(struct ivshm_channel *ch, uint64_t boot, uint32_t pid,
 	return 0;
 }
 
+/* What an opener concluded about the holder of a side (occupant_judge). */
+enum holder_verdict {
+	HOLDER_ALIVE,   /* leave the side alone */
+	HOLDER_DEAD,    /* take it over: CAS from its token */
+	HOLDER_CHANGED, /* the side changed hands meanwhile: look again */
+};
+
 /*
- * Open: may the server's peer table vouch for the holder with id @p ep_id?
- * A client learns of peers that joined after it only when it processes the
- * server's announcement, which may still be in flight while that peer has
- * already claimed a side: absence from our table then proves nothing. Ids
- * are handed out in increasing order (wrapping at 65536), so a holder whose
- * id is older than ours was connected before us and the server sent us its
- * vectors while we connected; after draining what the server has sent, its
- * absence means it departed.
+ * Open: judge occupant @p tok of side @p s, by evidence about that holder
+ * only:
+ *  - its own identity (side_identity(): never the previous holder's, which
+ *    the block still shows between a newcomer's claim and its identity);
+ *  - on our kernel (equal boot hash) its pid decides alone: alive is alive,
+ *    ESRCH is dead. Absence from our server peer table is no evidence at
+ *    all: the server announces peers asynchronously, the client's set-up
+ *    returns with whatever announcements had arrived, and a live holder
+ *    that joined before us may not be in our table yet (taking its side
+ *    put both openers on one side: the link never came up);
+ *  - elsewhere (a guest): the server's announcement of its departure, once
+ *    we have seen it present, or else a heartbeat still for @p tmo_ms from
+ *    when we started looking. The heartbeat is the claimer's grace period:
+ *    it writes one with its identity, right after its claim, so a side just
+ *    claimed is never judged by a heartbeat older than our first look.
  */
-static int holder_id_known(struct ivshm_channel *ch, uint32_t ep_id)
-{
-	uint16_t age;
-
-	if (!ch->has_peer_events || ep_id > 0xffffu || ch->ep_id > 0xffffu)
-		return 0;
-	age = (uint16_t)(ch->ep_id - ep_id);
-	if (age == 0 || age >= 0x8000u)
-		return 0; /* ours, or newer than us */
-	/* Drain pending announcements (bounded: a flood cannot hold us). */
-	for (int i = 0; i < 64; i++)
-		if (ivshm_endpoint_process(ch->ep) != 1)
-			break;
-	return 1;
-}
-
-/* Open: is occupant @p tok of side @p s dead? Judged by its own identity
- * once published, else by its heartbeat. */
-static int occupant_dead(struct ivshm_channel *ch, struct ivshm_tp_side *s,
-			 uint64_t tok, unsigned int tmo_ms)
+static enum holder_verdict occupant_judge(struct ivshm_channel *ch,
+					  struct ivshm_tp_side *s, uint64_t tok,
+					  unsigned int tmo_ms)
 {
 	uint64_t hb0 = ivshm_load_relaxed(&s->heartbeat);
 	uint64_t deadline = now_ms() + tmo_ms;
 	uint64_t boot;
 	uint32_t pid, ep_id, nvec;
+	int seen_present = 0;
 
 	for (;;) {
 		if (ivshm_load_relaxed(&s->occupant) != tok)
-			return 0; /* changed hands: the caller's CAS will fail */
+			return HOLDER_CHANGED;
 		if (side_identity(s, tok, &boot, &pid, &ep_id, &nvec)) {
-			/* The peer-table test applies only to a holder we must
-			 * know of: a newer client missing from our table has
-			 * merely not been announced yet, and taking its side
-			 * over would leave two openers on one side while the
-			 * other stays empty (the link never comes up). */
-			if (holder_dead(ch, boot, pid, ep_id,
-					holder_id_known(ch, ep_id)))
-				return 1;
-			/* Same boot and the pid is alive: a live holder. */
-			if (ch->boot_hash != 0 && boot == ch->boot_hash)
-				return 0;
+			if (ch->boot_hash != 0 && boot == ch->boot_hash &&
+			    pid != 0) {
+				if ((pid_t)pid != getpid() &&
+				    kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+					return HOLDER_DEAD;
+				return HOLDER_ALIVE; /* ours, or a live pid */
+			}
+			if (ch->has_peer_events && ep_id <= 0xffffu) {
+				int r;
+
+				/* Take in what the server has announced. */
+				(void)ivshm_endpoint_process(ch->ep);
+				r = ivshm_endpoint_peer_present(ch->ep,
+								(uint16_t)ep_id);
+				if (r == 1)
+					seen_present = 1;
+				else if (r == 0 && seen_present)
+					return HOLDER_DEAD; /* it left */
+			}
 		}
-		/* A moving heartbeat is a live holder (identity or not: one
-		 * that just claimed publishes both at once). */
+		/* A moving heartbeat is a live holder (identity or not). */
 		if (ivshm_load_relaxed(&s->heartbeat) != hb0)
-			return 0;
+			return HOLDER_ALIVE;
 		if (now_ms() >= deadline)
-			return 1;
+			return HOLDER_DEAD;
 		sleep_ms(2);
 	}
 }
@@ -669,27 +674,61 @@ int ivshm_transport_housekeeping(struct ivshm_channel *ch)
 
 /* ---- open / close -------------------------------------------------------- */
 
+/*
+ * Take a free side, or the side of a dead holder. The CAS on occupant is
+ * the claim; our identity and a fresh heartbeat follow at once and become
+ * judgeable together by the release store of id_token. Until then others
+ * see an unknown identity and judge us only by our heartbeat, counted from
+ * their first look (occupant_judge()), so a slow claimer is not robbed.
+ */
 static int claim_side(struct ivshm_channel *ch, unsigned int tmo_ms)
 {
+	uint64_t deadline = now_ms() + tmo_ms;
+
 	for (uint32_t s = 0; s < 2; s++) {
 		struct ivshm_tp_side *b = &ch->ent->side[s];
 		uint64_t cur = ivshm_load_relaxed(&b->occupant);
 
-		if (cur != 0 && !occupant_dead(ch, b, cur, tmo_ms))
-			continue;
-		/* acq_rel: pairs with a concurrent newcomer's CAS. */
-		if (ivshm_cas_acq_rel(&b->occupant, &cur, ch->token)) {
-			ch->side = s;
-			/* Our identity at once, so others judge us by it (and
-			 * not by the previous holder's) as soon as possible. */
-			ivshm_store_relaxed(&b->pid, ch->pid);
-			ivshm_store_relaxed(&b->ep_id, ch->ep_id);
-			ivshm_store_relaxed(&b->boot_hash, ch->boot_hash);
-			ivshm_store_relaxed(&b->nvectors, ch->nvec);
-			/* Pairs with the acquire in side_identity(). */
-			ivshm_store_release(&b->id_token, ch->token);
-			return 0;
+		for (;;) {
+			if (cur != 0) {
+				enum holder_verdict hv =
+					occupant_judge(ch, b, cur, tmo_ms);
+
+				if (hv == HOLDER_ALIVE)
+					break;
+				if (hv == HOLDER_CHANGED) {
+					/* A holder left or a newcomer came:
+					 * look again, within our deadline. */
+					cur = ivshm_load_relaxed(&b->occupant);
+					if (now_ms() >= deadline && cur != 0)
+						break;
+					continue;
+				}
+			}
+			/* acq_rel: pairs with a concurrent newcomer's CAS and
+			 * with the release of a closing holder's CAS. */
+			if (ivshm_cas_acq_rel(&b->occupant, &cur, ch->token))
+				goto claimed;
+			/* Lost to another opener (cur is its token now): judge
+			 * it like any holder; it is usually alive. */
+			if (now_ms() >= deadline && cur != 0)
+				break;
 		}
+		continue;
+claimed:
+		ch->side = s;
+		ivshm_store_relaxed(&b->pid, ch->pid);
+		ivshm_store_relaxed(&b->ep_id, ch->ep_id);
+		ivshm_store_relaxed(&b->boot_hash, ch->boot_hash);
+		ivshm_store_relaxed(&b->nvectors, ch->nvec);
+		/* Our heartbeat continues from the block's value, so it
+		 * differs from any value a judge sampled before our claim. */
+		ch->heartbeat = ivshm_load_relaxed(&b->heartbeat) + 1;
+		ivshm_store_relaxed(&b->heartbeat, ch->heartbeat);
+		/* Release: identity and heartbeat before the token that makes
+		 * them ours; pairs with the acquire in side_identity(). */
+		ivshm_store_release(&b->id_token, ch->token);
+		return 0;
 	}
 	return -EBUSY;
 }
