@@ -674,61 +674,77 @@ int ivshm_transport_housekeeping(struct ivshm_channel *ch)
 
 /* ---- open / close -------------------------------------------------------- */
 
+/* Bump our heartbeat between housekeeping calls (open's waits), so a
+ * claimer that is alive never looks silent to another opener. */
+static void beat(struct ivshm_channel *ch)
+{
+	ch->heartbeat++;
+	ivshm_store_relaxed(&ch->me->heartbeat, ch->heartbeat);
+}
+
 /*
- * Take a free side, or the side of a dead holder. The CAS on occupant is
- * the claim; our identity and a fresh heartbeat follow at once and become
- * judgeable together by the release store of id_token. Until then others
- * see an unknown identity and judge us only by our heartbeat, counted from
- * their first look (occupant_judge()), so a slow claimer is not robbed.
+ * Claim side block @p b if it is free or its holder is dead; 1 if claimed.
+ * The CAS on occupant is the claim; our identity and a fresh heartbeat
+ * follow at once and become judgeable together by the release store of
+ * id_token. Until then others see an unknown identity and judge us only by
+ * our heartbeat, counted from their first look (occupant_judge()), so a
+ * slow claimer is not robbed before its first housekeeping call.
  */
+static int claim_one(struct ivshm_channel *ch, struct ivshm_tp_side *b,
+		     unsigned int tmo_ms, uint64_t deadline)
+{
+	uint64_t cur = ivshm_load_relaxed(&b->occupant);
+
+	for (;;) {
+		if (cur != 0) {
+			enum holder_verdict hv = occupant_judge(ch, b, cur, tmo_ms);
+
+			if (hv == HOLDER_ALIVE)
+				return 0;
+			if (hv == HOLDER_CHANGED) {
+				/* A holder left or a newcomer came: look
+				 * again, within our deadline. */
+				cur = ivshm_load_relaxed(&b->occupant);
+				if (cur != 0 && now_ms() >= deadline)
+					return 0;
+				continue;
+			}
+		}
+		/* acq_rel: pairs with a concurrent newcomer's CAS here and
+		 * with a closing holder's CAS in ivshm_transport_close(). */
+		if (ivshm_cas_acq_rel(&b->occupant, &cur, ch->token))
+			break;
+		/* Lost to another opener (cur is its token now): judge it like
+		 * any holder (it is alive: it has just claimed). */
+		if (cur != 0 && now_ms() >= deadline)
+			return 0;
+	}
+	ivshm_store_relaxed(&b->pid, ch->pid);
+	ivshm_store_relaxed(&b->ep_id, ch->ep_id);
+	ivshm_store_relaxed(&b->boot_hash, ch->boot_hash);
+	ivshm_store_relaxed(&b->nvectors, ch->nvec);
+	/* Our heartbeat continues from the block's value, so it differs from
+	 * any value a judge sampled before our claim. */
+	ch->heartbeat = ivshm_load_relaxed(&b->heartbeat) + 1;
+	ivshm_store_relaxed(&b->heartbeat, ch->heartbeat);
+	/* Release: identity and heartbeat before the token that makes them
+	 * ours; pairs with the acquire in side_identity(). */
+	ivshm_store_release(&b->id_token, ch->token);
+	return 1;
+}
+
+/* Side A if free or its holder dead, else side B on the same terms. */
 static int claim_side(struct ivshm_channel *ch, unsigned int tmo_ms)
 {
 	uint64_t deadline = now_ms() + tmo_ms;
 
 	for (uint32_t s = 0; s < 2; s++) {
-		struct ivshm_tp_side *b = &ch->ent->side[s];
-		uint64_t cur = ivshm_load_relaxed(&b->occupant);
-
-		for (;;) {
-			if (cur != 0) {
-				enum holder_verdict hv =
-					occupant_judge(ch, b, cur, tmo_ms);
-
-				if (hv == HOLDER_ALIVE)
-					break;
-				if (hv == HOLDER_CHANGED) {
-					/* A holder left or a newcomer came:
-					 * look again, within our deadline. */
-					cur = ivshm_load_relaxed(&b->occupant);
-					if (now_ms() >= deadline && cur != 0)
-						break;
-					continue;
-				}
-			}
-			/* acq_rel: pairs with a concurrent newcomer's CAS and
-			 * with the release of a closing holder's CAS. */
-			if (ivshm_cas_acq_rel(&b->occupant, &cur, ch->token))
-				goto claimed;
-			/* Lost to another opener (cur is its token now): judge
-			 * it like any holder; it is usually alive. */
-			if (now_ms() >= deadline && cur != 0)
-				break;
+		if (claim_one(ch, &ch->ent->side[s], tmo_ms, deadline)) {
+			ch->side = s;
+			ch->me = &ch->ent->side[s];
+			ch->peer = &ch->ent->side[s ^ 1u];
+			return 0;
 		}
-		continue;
-claimed:
-		ch->side = s;
-		ivshm_store_relaxed(&b->pid, ch->pid);
-		ivshm_store_relaxed(&b->ep_id, ch->ep_id);
-		ivshm_store_relaxed(&b->boot_hash, ch->boot_hash);
-		ivshm_store_relaxed(&b->nvectors, ch->nvec);
-		/* Our heartbeat continues from the block's value, so it
-		 * differs from any value a judge sampled before our claim. */
-		ch->heartbeat = ivshm_load_relaxed(&b->heartbeat) + 1;
-		ivshm_store_relaxed(&b->heartbeat, ch->heartbeat);
-		/* Release: identity and heartbeat before the token that makes
-		 * them ours; pairs with the acquire in side_identity(). */
-		ivshm_store_release(&b->id_token, ch->token);
-		return 0;
 	}
 	return -EBUSY;
 }
@@ -781,6 +797,7 @@ static int setup_geometry(struct ivshm_channel *ch, const struct geom *g,
 					       (uint32_t)IVSHM_TP_GEOM_ALLOCATING))
 				continue;
 		} else if (st == IVSHM_TP_GEOM_ALLOCATING) {
+			beat(ch); /* we hold a side: stay visibly alive */
 			sleep_ms(1);
 			continue;
 		} else {
@@ -911,8 +928,6 @@ int ivshm_transport_open(struct ivshm_endpoint *ep, uint32_t channel_id,
 	ret = claim_side(ch, tmo);
 	if (ret)
 		goto err_close_fd;
-	ch->me = &ch->ent->side[ch->side];
-	ch->peer = &ch->ent->side[ch->side ^ 1u];
 	ret = setup_geometry(ch, &g, tmo);
 	if (ret)
 		goto err_release_side;
