@@ -232,6 +232,9 @@ static void publish(struct ivshm_channel *ch)
 	ivshm_store_relaxed(&s->ep_id, ch->ep_id);
 	ivshm_store_relaxed(&s->boot_hash, ch->boot_hash);
 	ivshm_store_relaxed(&s->nvectors, ch->nvec);
+	/* Release: the identity above is ours before the token says so; pairs
+	 * with the acquire load of id_token in read_peer()/side_identity(). */
+	ivshm_store_release(&s->id_token, ch->token);
 	ivshm_store_relaxed(&s->gen, ch->gen);
 	/* Release: the rings formatted for gen (and ack's detach) are visible
 	 * before the state; pairs with the acquire load of state in the
@@ -246,6 +249,32 @@ struct peer_view {
 	uint32_t state, gen, ack, reset_req, pid, ep_id, nvec;
 };
 
+/*
+ * The identity of holder @p tok of side block @p s, or "unknown" (boot 0,
+ * pid 0, no peer id, no vectors) while the block still carries the previous
+ * holder's: a newcomer claims the side by CAS and only then writes its
+ * identity, and judging it by the departed holder's pid or peer id would
+ * declare it dead and let a third party take its side over.
+ * Returns 1 if the identity is the holder's own.
+ */
+static int side_identity(struct ivshm_tp_side *s, uint64_t tok, uint64_t *boot,
+			 uint32_t *pid, uint32_t *ep_id, uint32_t *nvec)
+{
+	/* Acquire: pairs with the release store of id_token in publish(). */
+	if (tok == 0 || ivshm_load_acquire(&s->id_token) != tok) {
+		*boot = 0;
+		*pid = 0;
+		*ep_id = IVSHM_TP_NO_EP;
+		*nvec = 0;
+		return 0;
+	}
+	*boot = ivshm_load_relaxed(&s->boot_hash);
+	*pid = ivshm_load_relaxed(&s->pid);
+	*ep_id = ivshm_load_relaxed(&s->ep_id);
+	*nvec = ivshm_load_relaxed(&s->nvectors);
+	return 1;
+}
+
 static void read_peer(struct ivshm_channel *ch, struct peer_view *v)
 {
 	struct ivshm_tp_side *s = ch->peer;
@@ -256,10 +285,7 @@ static void read_peer(struct ivshm_channel *ch, struct peer_view *v)
 	v->gen = ivshm_load_relaxed(&s->gen);
 	v->ack = ivshm_load_relaxed(&s->ack);
 	v->reset_req = ivshm_load_relaxed(&s->reset_req);
-	v->pid = ivshm_load_relaxed(&s->pid);
-	v->ep_id = ivshm_load_relaxed(&s->ep_id);
-	v->nvec = ivshm_load_relaxed(&s->nvectors);
-	v->boot = ivshm_load_relaxed(&s->boot_hash);
+	side_identity(s, v->tok, &v->boot, &v->pid, &v->ep_id, &v->nvec);
 	v->hb = ivshm_load_relaxed(&s->heartbeat);
 }
 
@@ -276,28 +302,71 @@ static int holder_dead(struct ivshm_channel *ch, uint64_t boot, uint32_t pid,
 	return 0;
 }
 
-/* Open: is the occupant of side @p s dead? Watches its heartbeat. */
-static int occupant_dead(struct ivshm_channel *ch, struct ivshm_tp_side *s,
-			 unsigned int tmo_ms)
+/* What an opener concluded about the holder of a side (occupant_judge). */
+enum holder_verdict {
+	HOLDER_ALIVE,   /* leave the side alone */
+	HOLDER_DEAD,    /* take it over: CAS from its token */
+	HOLDER_CHANGED, /* the side changed hands meanwhile: look again */
+};
+
+/*
+ * Open: judge occupant @p tok of side @p s, by evidence about that holder
+ * only:
+ *  - its own identity (side_identity(): never the previous holder's, which
+ *    the block still shows between a newcomer's claim and its identity);
+ *  - on our kernel (equal boot hash) its pid decides alone: alive is alive,
+ *    ESRCH is dead. Absence from our server peer table is no evidence at
+ *    all: the server announces peers asynchronously, the client's set-up
+ *    returns with whatever announcements had arrived, and a live holder
+ *    that joined before us may not be in our table yet (taking its side
+ *    put both openers on one side: the link never came up);
+ *  - elsewhere (a guest): the server's announcement of its departure, once
+ *    we have seen it present, or else a heartbeat still for @p tmo_ms from
+ *    when we started looking. The heartbeat is the claimer's grace period:
+ *    it writes one with its identity, right after its claim, so a side just
+ *    claimed is never judged by a heartbeat older than our first look.
+ */
+static enum holder_verdict occupant_judge(struct ivshm_channel *ch,
+					  struct ivshm_tp_side *s, uint64_t tok,
+					  unsigned int tmo_ms)
 {
 	uint64_t hb0 = ivshm_load_relaxed(&s->heartbeat);
 	uint64_t deadline = now_ms() + tmo_ms;
-	uint32_t ep_id = ivshm_load_relaxed(&s->ep_id);
+	uint64_t boot;
+	uint32_t pid, ep_id, nvec;
+	int seen_present = 0;
 
-	if (holder_dead(ch, ivshm_load_relaxed(&s->boot_hash),
-			ivshm_load_relaxed(&s->pid), ep_id,
-			ep_id <= 0xffffu))
-		return 1;
-	/* Same boot and the pid is alive: a live holder. */
-	if (ch->boot_hash != 0 &&
-	    ivshm_load_relaxed(&s->boot_hash) == ch->boot_hash)
-		return 0;
-	while (now_ms() < deadline) {
+	for (;;) {
+		if (ivshm_load_relaxed(&s->occupant) != tok)
+			return HOLDER_CHANGED;
+		if (side_identity(s, tok, &boot, &pid, &ep_id, &nvec)) {
+			if (ch->boot_hash != 0 && boot == ch->boot_hash &&
+			    pid != 0) {
+				if ((pid_t)pid != getpid() &&
+				    kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+					return HOLDER_DEAD;
+				return HOLDER_ALIVE; /* ours, or a live pid */
+			}
+			if (ch->has_peer_events && ep_id <= 0xffffu) {
+				int r;
+
+				/* Take in what the server has announced. */
+				(void)ivshm_endpoint_process(ch->ep);
+				r = ivshm_endpoint_peer_present(ch->ep,
+								(uint16_t)ep_id);
+				if (r == 1)
+					seen_present = 1;
+				else if (r == 0 && seen_present)
+					return HOLDER_DEAD; /* it left */
+			}
+		}
+		/* A moving heartbeat is a live holder (identity or not). */
 		if (ivshm_load_relaxed(&s->heartbeat) != hb0)
-			return 0;
+			return HOLDER_ALIVE;
+		if (now_ms() >= deadline)
+			return HOLDER_DEAD;
 		sleep_ms(2);
 	}
-	return 1;
 }
 
 /* ---- rings --------------------------------------------------------------- */
@@ -609,17 +678,75 @@ int ivshm_transport_housekeeping(struct ivshm_channel *ch)
 
 /* ---- open / close -------------------------------------------------------- */
 
+/* Bump our heartbeat between housekeeping calls (open's waits), so a
+ * claimer that is alive never looks silent to another opener. */
+static void beat(struct ivshm_channel *ch)
+{
+	ch->heartbeat++;
+	ivshm_store_relaxed(&ch->me->heartbeat, ch->heartbeat);
+}
+
+/*
+ * Claim side block @p b if it is free or its holder is dead; 1 if claimed.
+ * The CAS on occupant is the claim; our identity and a fresh heartbeat
+ * follow at once and become judgeable together by the release store of
+ * id_token. Until then others see an unknown identity and judge us only by
+ * our heartbeat, counted from their first look (occupant_judge()), so a
+ * slow claimer is not robbed before its first housekeeping call.
+ */
+static int claim_one(struct ivshm_channel *ch, struct ivshm_tp_side *b,
+		     unsigned int tmo_ms, uint64_t deadline)
+{
+	uint64_t cur = ivshm_load_relaxed(&b->occupant);
+
+	for (;;) {
+		if (cur != 0) {
+			enum holder_verdict hv = occupant_judge(ch, b, cur, tmo_ms);
+
+			if (hv == HOLDER_ALIVE)
+				return 0;
+			if (hv == HOLDER_CHANGED) {
+				/* A holder left or a newcomer came: look
+				 * again, within our deadline. */
+				cur = ivshm_load_relaxed(&b->occupant);
+				if (cur != 0 && now_ms() >= deadline)
+					return 0;
+				continue;
+			}
+		}
+		/* acq_rel: pairs with a concurrent newcomer's CAS here and
+		 * with a closing holder's CAS in ivshm_transport_close(). */
+		if (ivshm_cas_acq_rel(&b->occupant, &cur, ch->token))
+			break;
+		/* Lost to another opener (cur is its token now): judge it like
+		 * any holder (it is alive: it has just claimed). */
+		if (cur != 0 && now_ms() >= deadline)
+			return 0;
+	}
+	ivshm_store_relaxed(&b->pid, ch->pid);
+	ivshm_store_relaxed(&b->ep_id, ch->ep_id);
+	ivshm_store_relaxed(&b->boot_hash, ch->boot_hash);
+	ivshm_store_relaxed(&b->nvectors, ch->nvec);
+	/* Our heartbeat continues from the block's value, so it differs from
+	 * any value a judge sampled before our claim. */
+	ch->heartbeat = ivshm_load_relaxed(&b->heartbeat) + 1;
+	ivshm_store_relaxed(&b->heartbeat, ch->heartbeat);
+	/* Release: identity and heartbeat before the token that makes them
+	 * ours; pairs with the acquire in side_identity(). */
+	ivshm_store_release(&b->id_token, ch->token);
+	return 1;
+}
+
+/* Side A if free or its holder dead, else side B on the same terms. */
 static int claim_side(struct ivshm_channel *ch, unsigned int tmo_ms)
 {
-	for (uint32_t s = 0; s < 2; s++) {
-		struct ivshm_tp_side *b = &ch->ent->side[s];
-		uint64_t cur = ivshm_load_relaxed(&b->occupant);
+	uint64_t deadline = now_ms() + tmo_ms;
 
-		if (cur != 0 && !occupant_dead(ch, b, tmo_ms))
-			continue;
-		/* acq_rel: pairs with a concurrent newcomer's CAS. */
-		if (ivshm_cas_acq_rel(&b->occupant, &cur, ch->token)) {
+	for (uint32_t s = 0; s < 2; s++) {
+		if (claim_one(ch, &ch->ent->side[s], tmo_ms, deadline)) {
 			ch->side = s;
+			ch->me = &ch->ent->side[s];
+			ch->peer = &ch->ent->side[s ^ 1u];
 			return 0;
 		}
 	}
@@ -674,6 +801,7 @@ static int setup_geometry(struct ivshm_channel *ch, const struct geom *g,
 					       (uint32_t)IVSHM_TP_GEOM_ALLOCATING))
 				continue;
 		} else if (st == IVSHM_TP_GEOM_ALLOCATING) {
+			beat(ch); /* we hold a side: stay visibly alive */
 			sleep_ms(1);
 			continue;
 		} else {
@@ -813,8 +941,6 @@ int ivshm_transport_open(struct ivshm_endpoint *ep, uint32_t channel_id,
 	ret = claim_side(ch, tmo);
 	if (ret)
 		goto err_close_fd;
-	ch->me = &ch->ent->side[ch->side];
-	ch->peer = &ch->ent->side[ch->side ^ 1u];
 	ret = setup_geometry(ch, &g, tmo);
 	if (ret)
 		goto err_release_side;

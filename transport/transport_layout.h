@@ -108,7 +108,11 @@ struct ivshm_tp_side {
 	uint64_t boot_hash;  /* hash of the holder's kernel boot_id, 0 = unknown */
 	uint32_t nvectors;   /* holder's interrupt vectors */
 	uint32_t pad0;
-	uint8_t pad1[IVSHM_CACHE_LINE - 48];
+	/* Token of the holder that wrote pid..nvectors: release store after
+	 * them. A side just claimed still shows the previous holder's identity
+	 * until this equals occupant; until then it describes nobody. */
+	uint64_t id_token;
+	uint8_t pad1[IVSHM_CACHE_LINE - 56];
 	uint64_t heartbeat;  /* bumped by every housekeeping call */
 	uint8_t pad2[IVSHM_CACHE_LINE - 8];
 };
@@ -137,6 +141,7 @@ _Static_assert(offsetof(struct ivshm_tp_hdr, region_id) == 64, "layout");
 _Static_assert(sizeof(struct ivshm_tp_desc) == 8, "descriptor size");
 _Static_assert(sizeof(struct ivshm_tp_side) == 2 * IVSHM_CACHE_LINE,
 	       "side block: two lines");
+_Static_assert(offsetof(struct ivshm_tp_side, id_token) == 48, "layout");
 _Static_assert(offsetof(struct ivshm_tp_side, heartbeat) == IVSHM_CACHE_LINE,
 	       "heartbeat on its own line");
 _Static_assert(sizeof(struct ivshm_tp_chan) == IVSHM_TP_CHAN_SIZE,
