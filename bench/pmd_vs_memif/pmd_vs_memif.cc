@@ -12,6 +12,7 @@
 //
 //   pmd_vs_memif PMD.so [--reps N] [--seconds S] [--mode shm|socket]
 //                [--server PATH] [--sizes 64,1500] [--variants copy,memif,zc]
+//                [--ivshmem-args K=V,...]   (extra net_ivshmem devargs)
 //
 // The receive rate is testpmd's "Rx-pps" of the rxonly port between two
 // "show port stats" S seconds apart, after a one-second warm-up (testpmd
@@ -39,6 +40,7 @@ struct Config {
 	double seconds = 3.0;
 	std::vector<int> sizes = {64, 1500};
 	std::vector<int> variants = {0, 1, 2};
+	std::string ivshmem_args; // appended to both net_ivshmem vdevs
 };
 
 enum { V_COPY, V_MEMIF, V_ZC, V_N };
@@ -75,6 +77,10 @@ static double run_once(const Config &c, PrivateDir &dir, const std::string &plug
 			rx_vdev = tx_vdev = "net_ivshmem0,socket=" + sock;
 		} else {
 			rx_vdev = tx_vdev = "net_ivshmem0,shm=" + shm + ",size=64M";
+		}
+		if (!c.ivshmem_args.empty()) {
+			rx_vdev += "," + c.ivshmem_args;
+			tx_vdev += "," + c.ivshmem_args;
 		}
 		if (variant == V_ZC)
 			rx_vdev += ",zero_copy=1";
@@ -162,7 +168,7 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s PMD.so [--reps N] [--seconds S] "
 			"[--mode shm|socket] [--server PATH] [--sizes 64,1500] "
-			"[--variants copy,memif,zc]\n", argv[0]);
+			"[--variants copy,memif,zc] [--ivshmem-args K=V,...]\n", argv[0]);
 		return 2;
 	}
 	c.pmd = argv[1];
@@ -176,6 +182,8 @@ int main(int argc, char **argv)
 			c.mode = v;
 		else if (k == "--server")
 			c.server = v;
+		else if (k == "--ivshmem-args")
+			c.ivshmem_args = v;
 		else if (k == "--variants") {
 			c.variants.clear();
 			for (const char *n : {"copy", "memif", "zc"})
