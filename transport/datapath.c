@@ -89,6 +89,51 @@ static void discard_reservation(struct ivshm_tp_txq *t)
 	t->resv_n = 0;
 }
 
+/*
+ * Start a transmit call of up to n on queue q: mark it active (the caller
+ * leave()s it) and discard a reservation left uncommitted. NULL when the
+ * call must return 0 (bad queue, n == 0, link down or queue being reset).
+ */
+static inline struct ivshm_tp_txq *tx_begin(struct ivshm_channel *ch,
+					    uint16_t q, uint16_t n)
+{
+	struct ivshm_tp_txq *t;
+
+	if (q >= ch->nq || n == 0)
+		return NULL;
+	t = &ch->txq[q];
+	if (!enter(ch, &t->active))
+		return NULL;
+	if (ivshm_unlikely(t->resv_n))
+		discard_reservation(t);
+	return t;
+}
+
+/*
+ * End a transmit call: slots [used, total) of the reservation starting at
+ * start become discarded ones, all total are published with one index
+ * update (and a doorbell if the peer asked), the counters move (segs:
+ * buffers published as packet data) and the queue is left.
+ */
+static inline void tx_finish(struct ivshm_channel *ch, struct ivshm_tp_txq *t,
+			     uint16_t q, uint32_t start, uint32_t used,
+			     uint32_t total, uint32_t segs, uint64_t npk,
+			     uint64_t bytes, uint64_t errs)
+{
+	if (total > 0) {
+		STAT_ADD(t->st.segments, segs);
+		for (; used < total; used++)
+			set_desc(&t->ring, start + used, 0, IVSHM_TP_D_DISCARD);
+		(void)ivshm_ring_commit(&t->ring, total);
+		doorbell(ch, t, q);
+	}
+	STAT_ADD(t->st.packets, npk);
+	STAT_ADD(t->st.bytes, bytes);
+	if (errs)
+		STAT_ADD(t->st.errors, errs);
+	leave(&t->active);
+}
+
 uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 				  const struct ivshm_transport_pkt *pkts,
 				  uint16_t n)
@@ -99,13 +144,9 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 	uint64_t bytes = 0, npk = 0, errs = 0;
 	int got;
 
-	if (q >= ch->nq || n == 0)
+	t = tx_begin(ch, q, n);
+	if (!t)
 		return 0;
-	t = &ch->txq[q];
-	if (!enter(ch, &t->active))
-		return 0;
-	if (ivshm_unlikely(t->resv_n))
-		discard_reservation(t);
 	for (i = 0; i < n && need <= ch->rs; i++) {
 		uint32_t len = pkts[i].len;
 
@@ -185,20 +226,8 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 		npk++;
 		bytes += len;
 	}
-	if (got > 0) {
-		uint32_t segs_used = used;
-
-		for (; used < (uint32_t)got; used++)
-			set_desc(&t->ring, start + used, 0, IVSHM_TP_D_DISCARD);
-		(void)ivshm_ring_commit(&t->ring, (uint32_t)got);
-		doorbell(ch, t, q);
-		STAT_ADD(t->st.segments, segs_used);
-	}
-	STAT_ADD(t->st.packets, npk);
-	STAT_ADD(t->st.bytes, bytes);
-	if (errs)
-		STAT_ADD(t->st.errors, errs);
-	leave(&t->active);
+	tx_finish(ch, t, q, start, used, got > 0 ? (uint32_t)got : 0, used,
+		  npk, bytes, errs);
 	return (uint16_t)i;
 }
 
@@ -438,13 +467,9 @@ uint16_t ivshm_transport_tx_reserve(struct ivshm_channel *ch, uint16_t q,
 	uint32_t start = 0;
 	int got;
 
-	if (q >= ch->nq || n == 0)
+	t = tx_begin(ch, q, n);
+	if (!t)
 		return 0;
-	t = &ch->txq[q];
-	if (!enter(ch, &t->active))
-		return 0;
-	if (ivshm_unlikely(t->resv_n))
-		discard_reservation(t);
 	got = ivshm_ring_reserve(&t->ring, n, &start);
 	if (got <= 0) {
 		if (got < 0) {
@@ -542,17 +567,9 @@ uint16_t ivshm_transport_tx_commit(struct ivshm_channel *ch, uint16_t q,
 		}
 		i = j;
 	}
-	for (; i < t->resv_n; i++)
-		set_desc(&t->ring, t->resv_start + i, 0, IVSHM_TP_D_DISCARD);
-	(void)ivshm_ring_commit(&t->ring, t->resv_n);
+	lim = t->resv_n;
 	t->resv_n = 0;
-	doorbell(ch, t, q);
-	STAT_ADD(t->st.packets, npk);
-	STAT_ADD(t->st.bytes, bytes);
-	STAT_ADD(t->st.segments, pub);
-	if (errs)
-		STAT_ADD(t->st.errors, errs);
-	leave(&t->active);
+	tx_finish(ch, t, q, t->resv_start, i, lim, pub, npk, bytes, errs);
 	return (uint16_t)pub;
 }
 
