@@ -18,8 +18,10 @@
 // "show port stats" S seconds apart, after a one-second warm-up (testpmd
 // divides the RX-packets difference by the time between its own samples). Prints a table, then the last line
 //   RESULT pmd_vs_memif ivshmem_64_mpps=X memif_64_mpps=Y ratio_64=X/Y ratio_1500=R
-//          zc_64_mpps=Z zc_ratio_64=Z/Y zc_ratio_1500=R'
-// (ratio_*: default copy mode; zc_ratio_*: zero_copy=1).
+//          zc_64_mpps=Z zc_ratio_64=Z/Y zc_ratio_1500=R' paired_64=.. paired_1500=..
+//          zc_paired_64=.. zc_paired_1500=..
+// (ratio_*: default copy mode; zc_ratio_*: zero_copy=1; ratios of the
+// medians, and paired_*: the median of each repetition's own ratio).
 // A memif testpmd that crashes while shutting down (a known Debian 22.11
 // fault) does not fail the run; a run that moves no packets does.
 #include <algorithm>
@@ -225,8 +227,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	// res[variant][size]
+	// res[variant][size]; at[variant][{rep, size}] for paired ratios
 	std::map<int, std::vector<double>> res[V_N];
+	std::map<std::pair<int, int>, double> at_rep[V_N];
 	int failures = 0;
 	const size_t nv = c.variants.size();
 	printf("%-4s %-8s %6s %10s %8s\n", "rep", "pmd", "size", "Mpps", "B/pkt");
@@ -245,28 +248,49 @@ int main(int argc, char **argv)
 				fflush(stdout);
 				if (m < 0)
 					failures++;
-				else
+				else {
 					res[k][size].push_back(m);
+					at_rep[k][{rep, size}] = m;
+				}
 			}
 		}
 	}
-	printf("\n%-8s %12s %12s %12s %8s %8s\n", "size", "ivshmem_Mpps",
-	       "ivshm_zc_Mpps", "memif_Mpps", "ratio", "zc_ratio");
-	std::map<int, double> mv[V_N], ratio, zratio;
+	// Ratio of medians, and the median of each repetition's own ratio
+	// (the runs of one repetition are seconds apart, so a change of vCPU
+	// placement between repetitions weighs less).
+	auto paired = [&](int k, int size) {
+		std::vector<double> r;
+		for (int rep = 0; rep < c.reps; rep++) {
+			auto a = at_rep[k].find({rep, size});
+			auto b = at_rep[V_MEMIF].find({rep, size});
+			if (a != at_rep[k].end() && b != at_rep[V_MEMIF].end() &&
+			    b->second > 0)
+				r.push_back(a->second / b->second);
+		}
+		return median(r);
+	};
+	printf("\n%-6s %12s %12s %12s %7s %7s %8s %8s\n", "size", "ivshmem_Mpps",
+	       "ivshm_zc_Mpps", "memif_Mpps", "ratio", "zc_ratio", "paired", "zc_paired");
+	std::map<int, double> mv[V_N], ratio, zratio, pr, zpr;
 	for (int size : c.sizes) {
 		for (int k = 0; k < V_N; k++)
 			mv[k][size] = median(res[k][size]);
 		double mm = mv[V_MEMIF][size];
 		ratio[size] = mm > 0 ? mv[V_COPY][size] / mm : 0;
 		zratio[size] = mm > 0 ? mv[V_ZC][size] / mm : 0;
-		printf("%-8d %12.3f %12.3f %12.3f %8.2f %8.2f\n", size,
-		       mv[V_COPY][size], mv[V_ZC][size], mm, ratio[size], zratio[size]);
+		pr[size] = paired(V_COPY, size);
+		zpr[size] = paired(V_ZC, size);
+		printf("%-6d %12.3f %12.3f %12.3f %7.2f %7.2f %8.2f %8.2f\n", size,
+		       mv[V_COPY][size], mv[V_ZC][size], mm, ratio[size], zratio[size],
+		       pr[size], zpr[size]);
 	}
 	auto at = [](std::map<int, double> &m, int k) { return m.count(k) ? m[k] : 0.0; };
 	printf("RESULT pmd_vs_memif ivshmem_64_mpps=%.3f memif_64_mpps=%.3f "
 	       "ratio_64=%.2f ratio_1500=%.2f zc_64_mpps=%.3f zc_ratio_64=%.2f "
-	       "zc_ratio_1500=%.2f\n",
+	       "zc_ratio_1500=%.2f paired_64=%.2f paired_1500=%.2f "
+	       "zc_paired_64=%.2f zc_paired_1500=%.2f\n",
 	       at(mv[V_COPY], 64), at(mv[V_MEMIF], 64), at(ratio, 64),
-	       at(ratio, 1500), at(mv[V_ZC], 64), at(zratio, 64), at(zratio, 1500));
+	       at(ratio, 1500), at(mv[V_ZC], 64), at(zratio, 64), at(zratio, 1500),
+	       at(pr, 64), at(pr, 1500), at(zpr, 64), at(zpr, 1500));
 	return failures ? 1 : 0;
 }
