@@ -222,6 +222,41 @@ TEST_F(Loans, ResetEndsLoansAndStaleReturnsAreHarmless)
 	EXPECT_EQ(send(200, 1), 1u);
 }
 
+// The sender resets (as after a restart) while the receiver holds loans:
+// the receiver re-attaches to fresh rings, its old loans end, returning
+// them later frees nothing of the new stream.
+TEST_F(Loans, PeerResetEndsLoansToo)
+{
+	ASSERT_EQ(send(0, 16), 16u);
+	ivshm_transport_buf b[16];
+	uint64_t tok[16];
+	ASSERT_EQ(ivshm_transport_rx_loan(rx_, 0, b, tok, 16), 16);
+	ASSERT_EQ(ivshm_transport_reset(tx_), 0);
+	ASSERT_TRUE(tp::wait_link(tx_, rx_, 3000));
+	EXPECT_EQ(ivshm_transport_rx_loans_out(rx_, 0), 0u);
+	ASSERT_EQ(send(500, kRing), kRing);
+	EXPECT_EQ(send(500 + kRing, 1), 0u);
+	ivshm_transport_buf nb[kRing];
+	uint64_t nt[kRing];
+	ASSERT_EQ(ivshm_transport_rx_loan(rx_, 0, nb, nt, kRing), kRing);
+	for (int i = 0; i < 16; i++)
+		ivshm_transport_rx_return(rx_, 0, tok[i]);
+	ivshm_transport_buf x[1];
+	uint64_t xt[1];
+	EXPECT_EQ(ivshm_transport_rx_loan(rx_, 0, x, xt, 1), 0);
+	EXPECT_EQ(ivshm_transport_rx_loans_out(rx_, 0), kRing);
+	for (uint32_t i = 0; i < kRing; i++) {
+		ASSERT_EQ(nb[i].len, tp::pkt_len(5, 500 + i, 2048));
+		ASSERT_TRUE(tp::check_pkt((uint8_t *)nb[i].data, nb[i].len, 500 + i));
+		ivshm_transport_rx_return(rx_, 0, nt[i]);
+	}
+	EXPECT_EQ(ivshm_transport_rx_loan(rx_, 0, x, xt, 1), 0);
+	EXPECT_EQ(send(500 + kRing, 1), 1u);
+	ASSERT_EQ(ivshm_transport_rx_loan(rx_, 0, x, xt, 1), 1);
+	EXPECT_TRUE(tp::check_pkt((uint8_t *)x[0].data, x[0].len, 500 + kRing));
+	ivshm_transport_rx_return(rx_, 0, xt[0]);
+}
+
 // The receive thread lends, a worker thread checks and returns (as a DPDK
 // application freeing mbufs on another lcore would); a sender thread
 // streams. Runs under ThreadSanitizer (suite concurrency).
