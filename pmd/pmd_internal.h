@@ -60,7 +60,32 @@ struct ivshm_pmd_args {
  *  (an mbuf of its own costs less than a loan and its return). */
 #define IVSHM_PMD_DEF_COPYBREAK 256u
 
-struct ivshm_rx_queue;
+/** busy value of a slot whose queue was released while an mbuf held it. */
+#define IVSHM_ZC_ORPHAN 2u
+/** The port's own reference on its zero-copy owner (see below). */
+#define IVSHM_ZC_BIAS (1u << 30)
+
+/** Slot tables of released queues, kept until their mbufs are freed. */
+struct ivshm_zc_orphans {
+	struct ivshm_zc_orphans *next;
+	struct ivshm_zc_slot *slots;
+};
+
+/**
+ * What must outlive a zero_copy=1 port while mbufs still lend its buffers:
+ * the channel and endpoint (the region stays mapped, loans can still be
+ * returned) and the slot tables. refs = IVSHM_ZC_BIAS while the port is
+ * open, plus one per slot orphaned by a queue release; whoever drops it to
+ * zero (the port's close, or the free of the last such mbuf on any lcore)
+ * closes the channel and endpoint and frees everything.
+ */
+struct ivshm_zc_owner {
+	uint32_t refs;
+	struct ivshm_channel *ch;
+	struct ivshm_endpoint *ep;
+	struct ivshm_zc_orphans *tables;  /* control thread until refs == 0 */
+	char name[64];
+};
 
 /**
  * One receive slot lent to an mbuf (zero_copy=1): the mbuf's external
@@ -70,8 +95,9 @@ struct ivshm_rx_queue;
 struct ivshm_zc_slot {
 	struct rte_mbuf_ext_shared_info sh;
 	struct ivshm_channel *ch;
+	struct ivshm_zc_owner *owner;
 	uint64_t token;         /**< written by the rx thread before lending */
-	uint32_t busy;          /**< 1 while an mbuf holds the slot */
+	uint32_t busy;          /**< 0 free, 1 lent, IVSHM_ZC_ORPHAN */
 	uint16_t qid;
 } __rte_cache_aligned;
 
@@ -133,7 +159,7 @@ struct pmd_internals {
 	pthread_mutex_t ctl_lock;
 	int link_up;              /* last state the thread saw */
 	int server_gone;
-	uint32_t zc_held;         /* zero-copy mbufs left at queue release */
+	struct ivshm_zc_owner *zc_owner; /* zero_copy=1 only */
 
 	/* xstats reset: subtract this snapshot (transport counters are
 	 * monotonic since open). Queue counters are zeroed instead, as in

@@ -24,7 +24,6 @@
 
 #include <rte_branch_prediction.h>
 #include <rte_common.h>
-#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_interrupts.h>
 #include <rte_kvargs.h>
@@ -191,6 +190,27 @@ rx_chain(struct ivshm_rx_queue *q, const struct ivshm_transport_buf *bufs,
 	return head;
 }
 
+/* Drop one reference on a zero-copy owner; the last one closes the channel
+ * and endpoint the port kept open for lent mbufs, and frees the tables. */
+static void
+zc_owner_put(struct ivshm_zc_owner *o, uint32_t n)
+{
+	/* acq_rel: every earlier holder's writes (the control thread's list
+	 * of tables, the returns of loans) happen before the final close. */
+	if (__atomic_sub_fetch(&o->refs, n, __ATOMIC_ACQ_REL) != 0)
+		return;
+	ivshm_transport_close(o->ch);
+	ivshm_endpoint_close(o->ep);
+	while (o->tables != NULL) {
+		struct ivshm_zc_orphans *t = o->tables;
+		o->tables = t->next;
+		rte_free(t->slots);
+		rte_free(t);
+	}
+	IVSHM_LOG(INFO, "%s: last zero-copy mbuf freed: channel closed", o->name);
+	rte_free(o);
+}
+
 /* An mbuf lending a slot (zero_copy=1) was freed, on any lcore: return the
  * loan. The slot struct is reused only once busy is clear. */
 static void
@@ -198,11 +218,14 @@ zc_free(void *addr __rte_unused, void *opaque)
 {
 	struct ivshm_zc_slot *z = opaque;
 	uint64_t token = z->token;
+	struct ivshm_zc_owner *o = z->owner;
 
 	ivshm_transport_rx_return(z->ch, z->qid, token);
-	/* Release: our read of token happens before the rx thread reuses
-	 * the slot struct; pairs with the acquire load in rx_zc_take(). */
-	__atomic_store_n(&z->busy, 0u, __ATOMIC_RELEASE);
+	/* Release: our reads of the slot happen before the rx thread reuses
+	 * it; pairs with the acquire load in rx_zc_take(). Acquire: sees a
+	 * queue release's orphan mark (its CAS). */
+	if (__atomic_exchange_n(&z->busy, 0u, __ATOMIC_ACQ_REL) == IVSHM_ZC_ORPHAN)
+		zc_owner_put(o, 1);
 }
 
 /*
@@ -656,42 +679,45 @@ eth_ivshm_stop(struct rte_eth_dev *dev)
 	return 0;
 }
 
-/* Slot structs of a zero-copy queue still held by mbufs. */
-static uint32_t
-rxq_zc_busy(const struct ivshm_rx_queue *q)
-{
-	uint32_t n = 0;
-
-	for (uint32_t i = 0; q->zc != NULL && i <= q->ring_mask; i++)
-		n += __atomic_load_n(&q->zc[i].busy, __ATOMIC_ACQUIRE);
-	return n;
-}
-
 /*
- * Free a receive queue. Returns the number of mbufs that still point into
- * the region (zero_copy=1): their slot structs are then kept (leaked), as
- * freeing those mbufs later calls back into them.
+ * Free a receive queue. Slot structs still held by mbufs (zero_copy=1) are
+ * marked orphaned and their table handed to the port's owner, which keeps
+ * the channel open until the last of those mbufs is freed. Returns how
+ * many were held.
  */
 static uint32_t
-rxq_free(struct ivshm_rx_queue *q)
+rxq_free(struct ivshm_rx_queue *q, struct ivshm_zc_owner *o)
 {
-	uint32_t busy;
+	uint32_t held = 0;
 
 	if (q == NULL)
 		return 0;
 	/* Stash mbufs are raw, as they came from the pool. */
 	if (q->nb_stash > 0)
 		rte_mempool_put_bulk(q->mp, (void **)q->stash, q->nb_stash);
-	/* Give mbufs freed on other lcores a moment. */
-	busy = rxq_zc_busy(q);
-	for (int i = 0; i < 100 && busy > 0; i++) {
-		rte_delay_us_sleep(1000);
-		busy = rxq_zc_busy(q);
+	for (uint32_t i = 0; q->zc != NULL && i <= q->ring_mask; i++) {
+		uint32_t lent = 1;
+		/* acq_rel: pairs with zc_free()'s exchange; either it sees
+		 * the orphan mark, or we see the slot free. */
+		held += __atomic_compare_exchange_n(&q->zc[i].busy, &lent,
+						    IVSHM_ZC_ORPHAN, 0,
+						    __ATOMIC_ACQ_REL,
+						    __ATOMIC_ACQUIRE);
 	}
-	if (busy == 0)
+	struct ivshm_zc_orphans *t = held ? rte_zmalloc("ivshm_zc_orphans",
+							sizeof(*t), 0) : NULL;
+	if (t != NULL) {
+		/* Frees of orphaned mbufs may already be dropping refs: the
+		 * port's bias keeps the count above zero meanwhile. */
+		t->slots = q->zc;
+		t->next = o->tables;
+		o->tables = t;
+		__atomic_add_fetch(&o->refs, held, __ATOMIC_ACQ_REL);
+	} else if (held == 0) {
 		rte_free(q->zc);
+	} /* else: no memory for the list node: keep the table, leaked */
 	rte_free(q);
-	return busy;
+	return held;
 }
 
 static void
@@ -701,12 +727,10 @@ eth_ivshm_rx_queue_release(struct rte_eth_dev *dev, uint16_t qid)
 
 	if (qid >= IVSHM_TRANSPORT_MAX_QUEUES)
 		return;
-	uint32_t busy = rxq_free(pmd->rxq[qid]);
-	if (busy > 0) {
-		IVSHM_LOG(WARNING, "%s: rx queue %u released while %u zero-copy mbufs still point into the shared region: the channel stays open until the process exits",
-			  dev->data->name, qid, busy);
-		pmd->zc_held += busy;
-	}
+	uint32_t held = rxq_free(pmd->rxq[qid], pmd->zc_owner);
+	if (held > 0)
+		IVSHM_LOG(NOTICE, "%s: rx queue %u released while %u zero-copy mbufs still lend its buffers: the channel stays open until they are freed",
+			  dev->data->name, qid, held);
 	pmd->rxq[qid] = NULL;
 	dev->data->rx_queues[qid] = NULL;
 }
@@ -737,10 +761,15 @@ eth_ivshm_close(struct rte_eth_dev *dev)
 		if (pmd->txq[q] != NULL)
 			eth_ivshm_tx_queue_release(dev, q);
 	}
-	/* The peer sees the link go down once the channel is closed. Not
-	 * while mbufs still lend its buffers: freeing them later returns
-	 * their loans to the channel, so it and the mapping stay (leaked). */
-	if (pmd->zc_held == 0) {
+	/* The peer sees the link go down once the channel is closed. With
+	 * zero copy that waits for the last mbuf lending one of its buffers
+	 * (its free returns a loan to the channel): the owner closes it. */
+	if (pmd->zc_owner != NULL) {
+		pmd->zc_owner->ch = pmd->ch;
+		pmd->zc_owner->ep = pmd->ep;
+		zc_owner_put(pmd->zc_owner, IVSHM_ZC_BIAS);
+		pmd->zc_owner = NULL;
+	} else {
 		ivshm_transport_close(pmd->ch);
 		ivshm_endpoint_close(pmd->ep);
 	}
@@ -819,6 +848,7 @@ eth_ivshm_rx_queue_setup(struct rte_eth_dev *dev, uint16_t qid,
 			q->zc[i].sh.free_cb = zc_free;
 			q->zc[i].sh.fcb_opaque = &q->zc[i];
 			q->zc[i].ch = pmd->ch;
+			q->zc[i].owner = pmd->zc_owner;
 			q->zc[i].qid = qid;
 		}
 	}
@@ -1535,6 +1565,15 @@ rte_pmd_ivshm_probe(struct rte_vdev_device *vdev)
 		pmd->mac.addr_bytes[5] = (uint8_t)(pmd->info.side + 1);
 	}
 
+	if (a.zero_copy) {
+		pmd->zc_owner = rte_zmalloc("ivshm_zc_owner", sizeof(*pmd->zc_owner), 0);
+		if (pmd->zc_owner == NULL) {
+			ret = -ENOMEM;
+			goto err_ch;
+		}
+		pmd->zc_owner->refs = IVSHM_ZC_BIAS;
+		snprintf(pmd->zc_owner->name, sizeof(pmd->zc_owner->name), "%s", name);
+	}
 	dev->intr_handle = rte_intr_instance_alloc(RTE_INTR_INSTANCE_F_PRIVATE);
 	if (dev->intr_handle == NULL) {
 		ret = -ENOMEM;
@@ -1573,6 +1612,8 @@ err_intr:
 	rte_intr_instance_free(dev->intr_handle);
 	dev->intr_handle = NULL;
 err_ch:
+	rte_free(pmd->zc_owner);
+	pmd->zc_owner = NULL;
 	ivshm_transport_close(pmd->ch);
 	pmd->ch = NULL;
 err_ep:

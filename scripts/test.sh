@@ -1,6 +1,8 @@
 #!/bin/sh
 # The test command: set up, build (release, ASan+UBSan, TSan) and run every
-# suite; the last line printed is "N passed, N failed[, N skipped]".
+# suite; the last line printed is "N passed, N failed[, N skipped]". The
+# ASan+UBSan build runs suites unit, stress and sanitize (the PMD's
+# in-process ethdev test); the TSan build runs suite concurrency.
 #
 #   scripts/test.sh                 everything
 #   IVSHM_SUITES="unit qemu" scripts/test.sh   only these suites (release build)
@@ -65,9 +67,9 @@ fi
 if [ "$SANITIZERS" = 1 ]; then
 	B=build-out/asan
 	if configure $B -Dbuildtype=debug -Db_sanitize=address,undefined \
-		-Db_lundef=false -Ddpdk=disabled -Dc_args=-fno-sanitize-recover=all \
+		-Db_lundef=false -Dc_args=-fno-sanitize-recover=all \
 		-Dcpp_args=-fno-sanitize-recover=all; then
-		run $B unit stress
+		run $B unit stress sanitize
 	else
 		BUILD_FAIL=$((BUILD_FAIL + 1))
 	fi

@@ -516,7 +516,7 @@ TEST(Ethdev, TwoQueuePairsKeepTheirPackets)
 // shorter ones are copied. Held mbufs hold their slots: the sender stalls
 // once the ring is full, and slots go back in ring order as mbufs are
 // freed in any order. A port closed while mbufs are held keeps the region
-// mapped, so freeing them afterwards is safe.
+// mapped and its channel open until they are freed.
 TEST(Ethdev, ZeroCopyLendsBuffersUntilMbufsAreFreed)
 {
 	const std::string shm = g_shm2 + "-zc";
@@ -591,11 +591,18 @@ TEST(Ethdev, ZeroCopyLendsBuffersUntilMbufsAreFreed)
 	ASSERT_EQ(r, 1);
 	EXPECT_EQ(check_pkt(in[0], 1000), (long)seq);
 
-	// Close the receiving port while it still lends a buffer.
+	// Close the receiving port while it still lends a buffer: the
+	// channel stays open (the peer's link stays up) until that mbuf is
+	// freed, then it closes and the peer's link goes down.
 	EXPECT_EQ(rte_eth_dev_stop(pb), 0);
 	EXPECT_EQ(rte_eth_dev_close(pb), 0);
 	EXPECT_EQ(check_pkt(in[0], 1000), (long)seq);
+	usleep(100000);
+	rte_eth_link l;
+	ASSERT_EQ(rte_eth_link_get_nowait(pa, &l), 0);
+	EXPECT_EQ(l.link_status, RTE_ETH_LINK_UP);
 	rte_pktmbuf_free(in[0]);
+	EXPECT_TRUE(wait_link(pa, RTE_ETH_LINK_DOWN, 10000));
 	EXPECT_EQ(rte_eth_dev_stop(pa), 0);
 	EXPECT_EQ(rte_eth_dev_close(pa), 0);
 	EXPECT_EQ(rte_vdev_uninit("net_ivshmem40"), 0);
