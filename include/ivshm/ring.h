@@ -435,6 +435,51 @@ static inline int ivshm_ring_dequeue_burst(struct ivshm_ring *r, void *elems,
 	return (int)n;
 }
 
+/*
+ * Zero copy, either side (role is a constant once inlined): claim up to n
+ * slots after those already claimed: free ones for a producer, filled ones
+ * for a consumer.
+ */
+static inline int ivshm__ring_claim(struct ivshm_ring *r, int role,
+				    uint32_t n, uint32_t *start)
+{
+	int ret = ivshm__ring_check(r, role, 0);
+
+	if (ret < 0)
+		return ret;
+	ret = role == IVSHM_RING_PRODUCER ? ivshm__ring_room(r, n)
+					  : ivshm__ring_avail(r, n);
+	if (ret < 0)
+		return ret;
+	if (n > (uint32_t)ret)
+		n = (uint32_t)ret;
+	*start = r->ivshm__head + r->ivshm__pending;
+	r->ivshm__pending += n;
+	return (int)n;
+}
+
+/*
+ * Zero copy, either side: hand the first n claimed slots over to the other
+ * side (a producer publishes them, a consumer gives them back).
+ */
+static inline int ivshm__ring_hand_over(struct ivshm_ring *r, int role,
+					uint32_t n)
+{
+	int ret = ivshm__ring_check(r, role, 0);
+
+	if (ret < 0)
+		return ret;
+	if (n > r->ivshm__pending)
+		return -EINVAL;
+	r->ivshm__pending -= n;
+	r->ivshm__head += n;
+	/* R0 (producer): pairs with the consumer's acquire load A0 of
+	 * prod_idx. R1 (consumer): pairs with the producer's acquire load
+	 * A1 of cons_idx. */
+	__atomic_store_n(r->ivshm__own_idx, r->ivshm__head, __ATOMIC_RELEASE);
+	return 0;
+}
+
 /**
  * Producer, zero copy: reserve up to @p n free slots. On return *start is
  * the ring index of the first one; fill slot start + i (i < returned count)
@@ -446,18 +491,7 @@ static inline int ivshm_ring_dequeue_burst(struct ivshm_ring *r, void *elems,
 static inline int ivshm_ring_reserve(struct ivshm_ring *r, uint32_t n,
 				     uint32_t *start)
 {
-	int ret = ivshm__ring_check(r, IVSHM_RING_PRODUCER, 0);
-
-	if (ret < 0)
-		return ret;
-	ret = ivshm__ring_room(r, n);
-	if (ret < 0)
-		return ret;
-	if (n > (uint32_t)ret)
-		n = (uint32_t)ret;
-	*start = r->ivshm__head + r->ivshm__pending;
-	r->ivshm__pending += n;
-	return (int)n;
+	return ivshm__ring_claim(r, IVSHM_RING_PRODUCER, n, start);
 }
 
 /**
@@ -467,17 +501,7 @@ static inline int ivshm_ring_reserve(struct ivshm_ring *r, uint32_t n,
  */
 static inline int ivshm_ring_commit(struct ivshm_ring *r, uint32_t n)
 {
-	int ret = ivshm__ring_check(r, IVSHM_RING_PRODUCER, 0);
-
-	if (ret < 0)
-		return ret;
-	if (n > r->ivshm__pending)
-		return -EINVAL;
-	r->ivshm__pending -= n;
-	r->ivshm__head += n;
-	/* R0: pairs with the consumer's acquire load A0 of prod_idx. */
-	__atomic_store_n(r->ivshm__own_idx, r->ivshm__head, __ATOMIC_RELEASE);
-	return 0;
+	return ivshm__ring_hand_over(r, IVSHM_RING_PRODUCER, n);
 }
 
 /**
@@ -491,18 +515,7 @@ static inline int ivshm_ring_commit(struct ivshm_ring *r, uint32_t n)
 static inline int ivshm_ring_peek(struct ivshm_ring *r, uint32_t n,
 				  uint32_t *start)
 {
-	int ret = ivshm__ring_check(r, IVSHM_RING_CONSUMER, 0);
-
-	if (ret < 0)
-		return ret;
-	ret = ivshm__ring_avail(r, n);
-	if (ret < 0)
-		return ret;
-	if (n > (uint32_t)ret)
-		n = (uint32_t)ret;
-	*start = r->ivshm__head + r->ivshm__pending;
-	r->ivshm__pending += n;
-	return (int)n;
+	return ivshm__ring_claim(r, IVSHM_RING_CONSUMER, n, start);
 }
 
 /**
@@ -512,17 +525,7 @@ static inline int ivshm_ring_peek(struct ivshm_ring *r, uint32_t n,
  */
 static inline int ivshm_ring_release(struct ivshm_ring *r, uint32_t n)
 {
-	int ret = ivshm__ring_check(r, IVSHM_RING_CONSUMER, 0);
-
-	if (ret < 0)
-		return ret;
-	if (n > r->ivshm__pending)
-		return -EINVAL;
-	r->ivshm__pending -= n;
-	r->ivshm__head += n;
-	/* R1: pairs with the producer's acquire load A1 of cons_idx. */
-	__atomic_store_n(r->ivshm__own_idx, r->ivshm__head, __ATOMIC_RELEASE);
-	return 0;
+	return ivshm__ring_hand_over(r, IVSHM_RING_CONSUMER, n);
 }
 
 /**
