@@ -705,18 +705,20 @@ rxq_free(struct ivshm_rx_queue *q, struct ivshm_zc_owner *o)
 						    __ATOMIC_ACQ_REL,
 						    __ATOMIC_ACQUIRE);
 	}
-	struct ivshm_zc_orphans *t = held ? rte_zmalloc("ivshm_zc_orphans",
-							sizeof(*t), 0) : NULL;
-	if (t != NULL) {
-		/* Frees of orphaned mbufs may already be dropping refs: the
-		 * port's bias keeps the count above zero meanwhile. */
-		t->slots = q->zc;
-		t->next = o->tables;
-		o->tables = t;
-		__atomic_add_fetch(&o->refs, held, __ATOMIC_ACQ_REL);
-	} else if (held == 0) {
+	if (held == 0) {
 		rte_free(q->zc);
-	} /* else: no memory for the list node: keep the table, leaked */
+	} else {
+		/* Each orphan's free drops one ref (some may have already:
+		 * the port's bias keeps the count above zero meanwhile). */
+		__atomic_add_fetch(&o->refs, held, __ATOMIC_ACQ_REL);
+		struct ivshm_zc_orphans *t = rte_zmalloc("ivshm_zc_orphans",
+							 sizeof(*t), 0);
+		if (t != NULL) {
+			t->slots = q->zc;
+			t->next = o->tables;
+			o->tables = t;
+		} /* else: no memory for the list node: the table is leaked */
+	}
 	rte_free(q);
 	return held;
 }
