@@ -94,8 +94,7 @@ struct ivshm_zc_owner {
  */
 struct ivshm_zc_slot {
 	struct rte_mbuf_ext_shared_info sh;
-	struct ivshm_channel *ch;
-	struct ivshm_zc_owner *owner;
+	struct ivshm_zc_owner *owner;   /**< its channel takes the returns */
 	uint64_t token;         /**< written by the rx thread before lending */
 	uint32_t busy;          /**< 0 free, 1 lent, IVSHM_ZC_ORPHAN */
 	uint16_t qid;

@@ -220,7 +220,7 @@ zc_free(void *addr __rte_unused, void *opaque)
 	uint64_t token = z->token;
 	struct ivshm_zc_owner *o = z->owner;
 
-	ivshm_transport_rx_return(z->ch, z->qid, token);
+	ivshm_transport_rx_return(o->ch, z->qid, token);
 	/* Release: our reads of the slot happen before the rx thread reuses
 	 * it; pairs with the acquire load in rx_zc_take(). Acquire: sees a
 	 * queue release's orphan mark (its CAS). */
@@ -768,8 +768,6 @@ eth_ivshm_close(struct rte_eth_dev *dev)
 	 * zero copy that waits for the last mbuf lending one of its buffers
 	 * (its free returns a loan to the channel): the owner closes it. */
 	if (pmd->zc_owner != NULL) {
-		pmd->zc_owner->ch = pmd->ch;
-		pmd->zc_owner->ep = pmd->ep;
 		zc_owner_put(pmd->zc_owner, IVSHM_ZC_BIAS);
 		pmd->zc_owner = NULL;
 	} else {
@@ -850,7 +848,6 @@ eth_ivshm_rx_queue_setup(struct rte_eth_dev *dev, uint16_t qid,
 		for (uint32_t i = 0; i < pmd->info.ring_size; i++) {
 			q->zc[i].sh.free_cb = zc_free;
 			q->zc[i].sh.fcb_opaque = &q->zc[i];
-			q->zc[i].ch = pmd->ch;
 			q->zc[i].owner = pmd->zc_owner;
 			q->zc[i].qid = qid;
 		}
@@ -1575,6 +1572,8 @@ rte_pmd_ivshm_probe(struct rte_vdev_device *vdev)
 			goto err_ch;
 		}
 		pmd->zc_owner->refs = IVSHM_ZC_BIAS;
+		pmd->zc_owner->ch = pmd->ch;
+		pmd->zc_owner->ep = pmd->ep;
 		snprintf(pmd->zc_owner->name, sizeof(pmd->zc_owner->name), "%s", name);
 	}
 	dev->intr_handle = rte_intr_instance_alloc(RTE_INTR_INSTANCE_F_PRIVATE);
