@@ -492,6 +492,25 @@ uint16_t ivshm_transport_tx_reserve(struct ivshm_channel *ch, uint16_t q,
 	return (uint16_t)got;
 }
 
+/*
+ * A queue direction's fill level, fresh from the peer's index (ring.h's
+ * ivshm_ring_count), inside enter()/leave(). -1 when the link is down or
+ * the queue is being reset; an impossible index marks the queue broken.
+ */
+static int queue_count(struct ivshm_channel *ch, struct ivshm_ring *ring,
+		       uint32_t *active, uint32_t *broken)
+{
+	int c;
+
+	if (!enter(ch, active))
+		return -1;
+	c = ivshm_ring_count(ring);
+	leave(active);
+	if (c < 0)
+		ivshm_store_relaxed(broken, 1u);
+	return c < 0 ? -1 : c;
+}
+
 uint32_t ivshm_transport_tx_room(struct ivshm_channel *ch, uint16_t q)
 {
 	struct ivshm_tp_txq *t;
@@ -502,15 +521,8 @@ uint32_t ivshm_transport_tx_room(struct ivshm_channel *ch, uint16_t q)
 	t = &ch->txq[q];
 	if (t->resv_n)
 		return 0; /* a reservation is held: commit it first */
-	if (!enter(ch, &t->active))
-		return 0;
-	c = ivshm_ring_count(&t->ring);
-	leave(&t->active);
-	if (c < 0) {
-		ivshm_store_relaxed(&t->broken, 1u);
-		return 0;
-	}
-	return ch->rs - (uint32_t)c;
+	c = queue_count(ch, &t->ring, &t->active, &t->broken);
+	return c < 0 ? 0 : ch->rs - (uint32_t)c;
 }
 
 uint16_t ivshm_transport_tx_commit(struct ivshm_channel *ch, uint16_t q,
@@ -687,17 +699,9 @@ uint32_t ivshm_transport_rx_count(struct ivshm_channel *ch, uint16_t q)
 	 * is active and must stay so. */
 	if (r->peek_slots)
 		return r->peek_slots;
-	if (!enter(ch, &r->active))
-		return 0;
-	c = ivshm_ring_count(&r->ring);
-	if (c < 0) {
-		ivshm_store_relaxed(&r->broken, 1u);
-		c = 0;
-	}
+	c = queue_count(ch, &r->ring, &r->active, &r->broken);
 	/* Lent slots are not waiting. */
-	c = (uint32_t)c > r->loaned ? c - (int)r->loaned : 0;
-	leave(&r->active);
-	return (uint32_t)c;
+	return c > 0 && (uint32_t)c > r->loaned ? (uint32_t)c - r->loaned : 0;
 }
 
 uint16_t ivshm_transport_rx_loan(struct ivshm_channel *ch, uint16_t q,
