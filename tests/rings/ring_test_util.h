@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "ivshm/ring.h"
+#include "../common/mix.h"
 
 /* Mirror of rings/ring_layout.h offsets (that header is C11-only because of
  * _Static_assert/alignas spelling; the test checks the mirror against the
@@ -87,15 +88,7 @@ struct Area {
 
 /* Element stamp: first word the sequence number, last word a checksum of
  * the sequence number and the element's size, middle words derived too. */
-inline uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= UINT64_C(0xff51afd7ed558ccd);
-	x ^= x >> 33;
-	x *= UINT64_C(0xc4ceb9fe1a85ec53);
-	x ^= x >> 33;
-	return x;
-}
+using iv::mix;
 
 inline void stamp(void *elem, uint32_t esz, uint64_t seq)
 {

@@ -23,6 +23,7 @@
 
 #include "ivshm/ivshmem.h"
 #include "ivshm/transport.h"
+#include "../common/mix.h"
 
 namespace tp {
 
@@ -40,15 +41,7 @@ inline uint64_t now_ms()
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-inline uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= UINT64_C(0xff51afd7ed558ccd);
-	x ^= x >> 33;
-	x *= UINT64_C(0xc4ceb9fe1a85ec53);
-	x ^= x >> 33;
-	return x;
-}
+using iv::mix;
 
 // Length of packet @seq in stream @salt: 1..max, biased to cover small,
 // MTU-sized and jumbo packets.
