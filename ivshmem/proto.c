@@ -126,6 +126,24 @@ static bool take_fds(struct msghdr *msg, int *keep)
 	return ok;
 }
 
+/* One non-blocking recvmsg() into iov with room for descriptors in ctl,
+ * retried on EINTR; *msg describes what arrived (for take_fds()). */
+static ssize_t recv_nb(int sock, struct msghdr *msg, struct iovec *iov,
+		       void *ctl, size_t ctl_len)
+{
+	ssize_t n;
+
+	memset(msg, 0, sizeof(*msg));
+	msg->msg_iov = iov;
+	msg->msg_iovlen = 1;
+	msg->msg_control = ctl;
+	msg->msg_controllen = ctl_len;
+	do {
+		n = recvmsg(sock, msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	return n;
+}
+
 int ivshm_proto_recv(int sock, struct ivshm_proto_rx *rx, int64_t *v, int *fd)
 {
 	union {
@@ -139,14 +157,7 @@ int ivshm_proto_recv(int sock, struct ivshm_proto_rx *rx, int64_t *v, int *fd)
 	while (rx->have < IVSHM_PROTO_MSG_SIZE) {
 		iov.iov_base = rx->buf + rx->have;
 		iov.iov_len = IVSHM_PROTO_MSG_SIZE - rx->have;
-		memset(&msg, 0, sizeof(msg));
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = ctl.buf;
-		msg.msg_controllen = sizeof(ctl.buf);
-		do {
-			n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		} while (n < 0 && errno == EINTR);
+		n = recv_nb(sock, &msg, &iov, ctl.buf, sizeof(ctl.buf));
 		if (n < 0)
 			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		if (!take_fds(&msg, &rx->fd)) {
@@ -182,14 +193,7 @@ ssize_t ivshm_proto_discard(int sock, size_t max)
 		struct msghdr msg;
 		ssize_t n;
 
-		memset(&msg, 0, sizeof(msg));
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = ctl.buf;
-		msg.msg_controllen = sizeof(ctl.buf);
-		do {
-			n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		} while (n < 0 && errno == EINTR);
+		n = recv_nb(sock, &msg, &iov, ctl.buf, sizeof(ctl.buf));
 		if (n < 0) {
 			if (errno == EWOULDBLOCK)
 				return total ? (ssize_t)total : -EAGAIN;
