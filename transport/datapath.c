@@ -342,12 +342,12 @@ static inline void rx_reclaim(const struct ivshm_channel *ch,
 }
 
 /*
- * Start a receive call of up to n on queue q: mark it active, drop an unreleased peek,
- * hand back returned loans, and read the window of filled slots. Returns
- * the slot count (the queue stays active: the caller leave()s it), or -1
- * when the call must return 0 (queue being reset; an impossible peer
- * index: the queue is marked broken and counted; loans still out and the
- * caller is not rx_loan).
+ * Start a receive call of up to n on queue q: mark it active, drop an
+ * unreleased peek, hand back returned loans, and read the window of filled
+ * slots. Returns the slot count (the queue stays active: the caller
+ * leave()s it), or -1 when the call must return 0 (bad queue or n == 0;
+ * queue being reset; an impossible peer index: the queue is marked broken
+ * and counted; loans still out and the caller is not rx_loan).
  */
 static inline int rx_begin(struct ivshm_channel *ch, uint16_t q, uint16_t n,
 			   int loan, struct ivshm_tp_rxq **rp, uint32_t *start)
@@ -579,9 +579,13 @@ uint16_t ivshm_transport_tx_commit(struct ivshm_channel *ch, uint16_t q,
 		}
 		i = j;
 	}
-	lim = t->resv_n;
-	t->resv_n = 0;
-	tx_finish(ch, t, q, t->resv_start, i, lim, pub, npk, bytes, errs);
+	{
+		uint32_t total = t->resv_n;
+
+		t->resv_n = 0;
+		tx_finish(ch, t, q, t->resv_start, i, total, pub, npk, bytes,
+			  errs);
+	}
 	return (uint16_t)pub;
 }
 
