@@ -22,6 +22,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include "ivshm/copy.h"
 #include "ivshm/ivshmem.h"
 #include "ivshm/transport.h"
 
@@ -54,6 +55,7 @@ struct ivshm_pmd_args {
 	struct rte_ether_addr mac;
 	uint32_t zero_copy;    /**< zero_copy=1: lend receive buffers to mbufs */
 	uint32_t copybreak;    /**< zero copy only from this length on */
+	enum ivshm_copy_policy tx_copy; /**< tx_copy=auto|cached|stream */
 };
 
 /** Default copybreak: shorter packets are copied even with zero_copy=1
@@ -135,6 +137,7 @@ struct ivshm_tx_queue {
 	uint32_t max_pkt_len;
 	uint8_t fast_free;      /**< RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE */
 	uint32_t full_backoff;  /**< calls left to skip after a full ring */
+	struct ivshm_copy_tuner copy; /**< cached or streaming stores */
 	uint64_t packets;
 	uint64_t bytes;
 	uint64_t errors;        /**< packets refused: empty or too long */

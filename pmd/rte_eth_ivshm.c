@@ -54,11 +54,12 @@ RTE_LOG_REGISTER_DEFAULT(ivshm_logtype, NOTICE);
 #define ARG_RX_MODE   "rx_mode"
 #define ARG_ZERO_COPY "zero_copy"
 #define ARG_COPYBREAK "copybreak"
+#define ARG_TX_COPY "tx_copy"
 
 static const char *const valid_args[] = {
 	ARG_SOCKET, ARG_SHM, ARG_SIZE, ARG_PCI, ARG_ID, ARG_QUEUES,
 	ARG_RING_SIZE, ARG_BUF_SIZE, ARG_MAC, ARG_RX_MODE, ARG_ZERO_COPY,
-	ARG_COPYBREAK, NULL
+	ARG_COPYBREAK, ARG_TX_COPY, NULL
 };
 
 /*
@@ -434,6 +435,9 @@ eth_ivshm_tx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 	uint16_t k = 0, i;
 	uint64_t bytes = 0;
 	uint32_t sent = 0, slow_free = 0;
+	/* Cached or streaming stores: see ivshm/copy.h. */
+	const uint64_t t0 = ivshm_copy_burst_begin(&q->copy);
+	const int stream = q->copy.stream;
 	for (i = 0; i < np; i++) {
 		struct rte_mbuf *m = pkts[i];
 		uint32_t len = m->pkt_len;
@@ -451,7 +455,12 @@ eth_ivshm_tx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 		if (likely(m->nb_segs == 1 && len <= bs)) {
 			if (k >= got)
 				break;
-			pkt_copy(q->bufs[k].data, rte_pktmbuf_mtod(m, void *), len);
+			if (stream)
+				ivshm_copy_stream(q->bufs[k].data,
+						  rte_pktmbuf_mtod(m, void *), len);
+			else
+				pkt_copy(q->bufs[k].data,
+					 rte_pktmbuf_mtod(m, void *), len);
 			q->bufs[k].len = len;
 			q->bufs[k].flags = 0;
 			k++;
@@ -464,6 +473,7 @@ eth_ivshm_tx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 		bytes += len;
 		sent++;
 	}
+	ivshm_copy_burst_end(&q->copy, t0, bytes);
 	if (got > 0)
 		ivshm_transport_tx_commit(q->ch, q->qid, q->bufs, k);
 	if (i > 0) {
@@ -877,6 +887,7 @@ eth_ivshm_tx_queue_setup(struct rte_eth_dev *dev, uint16_t qid,
 	q->max_pkt_len = pmd->info.max_pkt_len;
 	q->fast_free = !!((dev->data->dev_conf.txmode.offloads | conf->offloads) &
 			  RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE);
+	ivshm_copy_tuner_init(&q->copy, pmd->args.tx_copy);
 	pmd->txq[qid] = q;
 	dev->data->tx_queues[qid] = q;
 	return 0;
@@ -957,6 +968,8 @@ eth_ivshm_stats_reset(struct rte_eth_dev *dev)
 			tq->packets = 0;
 			tq->bytes = 0;
 			tq->errors = 0;
+			tq->copy.probes = 0;
+			tq->copy.switches = 0;
 		}
 	}
 	ivshm_transport_stats_get(pmd->ch, &pmd->xbase);
@@ -993,11 +1006,19 @@ static const struct xstat_def txq_xstats[] = {
 	Q_XSTAT("doorbells", doorbells),
 };
 
+/* The transmit copy's choice (ivshm/copy.h), kept by the queue itself. */
+#define TQ_XSTAT(n, f) { n, offsetof(struct ivshm_tx_queue, copy.f) }
+static const struct xstat_def txq_copy_xstats[] = {
+	TQ_XSTAT("copy_probes", probes),
+	TQ_XSTAT("copy_switches", switches),
+};
+
 static unsigned int
 xstats_count(const struct rte_eth_dev *dev)
 {
 	return RTE_DIM(ch_xstats) + dev->data->nb_rx_queues * RTE_DIM(rxq_xstats) +
-	       dev->data->nb_tx_queues * RTE_DIM(txq_xstats);
+	       dev->data->nb_tx_queues *
+		       (RTE_DIM(txq_xstats) + RTE_DIM(txq_copy_xstats) + 1);
 }
 
 static int
@@ -1015,10 +1036,16 @@ eth_ivshm_xstats_get_names(struct rte_eth_dev *dev,
 		for (unsigned int i = 0; i < RTE_DIM(rxq_xstats); i++)
 			snprintf(names[k++].name, RTE_ETH_XSTATS_NAME_SIZE,
 				 "rx_q%u_%s", q, rxq_xstats[i].name);
-	for (uint16_t q = 0; q < dev->data->nb_tx_queues; q++)
+	for (uint16_t q = 0; q < dev->data->nb_tx_queues; q++) {
 		for (unsigned int i = 0; i < RTE_DIM(txq_xstats); i++)
 			snprintf(names[k++].name, RTE_ETH_XSTATS_NAME_SIZE,
 				 "tx_q%u_%s", q, txq_xstats[i].name);
+		for (unsigned int i = 0; i < RTE_DIM(txq_copy_xstats); i++)
+			snprintf(names[k++].name, RTE_ETH_XSTATS_NAME_SIZE,
+				 "tx_q%u_%s", q, txq_copy_xstats[i].name);
+		snprintf(names[k++].name, RTE_ETH_XSTATS_NAME_SIZE,
+			 "tx_q%u_copy_stream", q);
+	}
 	return (int)n;
 }
 
@@ -1052,12 +1079,21 @@ eth_ivshm_xstats_get(struct rte_eth_dev *dev, struct rte_eth_xstat *xs,
 			xs[k].value = u64_at(&ts.rx[q], rxq_xstats[i].off) -
 				      u64_at(&pmd->xbase.rx[q], rxq_xstats[i].off);
 		}
-	for (uint16_t q = 0; q < dev->data->nb_tx_queues; q++)
+	for (uint16_t q = 0; q < dev->data->nb_tx_queues; q++) {
+		const struct ivshm_tx_queue *tq = pmd->txq[q];
 		for (unsigned int i = 0; i < RTE_DIM(txq_xstats); i++, k++) {
 			xs[k].id = k;
 			xs[k].value = u64_at(&ts.tx[q], txq_xstats[i].off) -
 				      u64_at(&pmd->xbase.tx[q], txq_xstats[i].off);
 		}
+		for (unsigned int i = 0; i < RTE_DIM(txq_copy_xstats); i++, k++) {
+			xs[k].id = k;
+			xs[k].value = tq ? u64_at(tq, txq_copy_xstats[i].off) : 0;
+		}
+		/* 1 while the queue copies with streaming stores. */
+		xs[k].id = k;
+		xs[k++].value = tq ? tq->copy.best : 0;
+	}
 	return (int)n;
 }
 
@@ -1378,6 +1414,25 @@ arg_copybreak(const char *key, const char *value, void *opaque)
 		       &c->a->copybreak);
 }
 
+static int
+arg_tx_copy(const char *key __rte_unused, const char *value, void *opaque)
+{
+	struct parse_ctx *c = opaque;
+
+	if (value != NULL && strcmp(value, "auto") == 0)
+		c->a->tx_copy = IVSHM_COPY_AUTO;
+	else if (value != NULL && strcmp(value, "cached") == 0)
+		c->a->tx_copy = IVSHM_COPY_CACHED;
+	else if (value != NULL && strcmp(value, "stream") == 0)
+		c->a->tx_copy = IVSHM_COPY_STREAM;
+	else {
+		IVSHM_LOG(ERR, "%s: tx_copy=%s is invalid: want auto, cached or stream",
+			  c->dev, value ? value : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static const struct {
 	const char *key;
 	arg_handler_t fn;
@@ -1394,6 +1449,7 @@ static const struct {
 	{ ARG_RX_MODE, arg_rx_mode },
 	{ ARG_ZERO_COPY, arg_zero_copy },
 	{ ARG_COPYBREAK, arg_copybreak },
+	{ ARG_TX_COPY, arg_tx_copy },
 };
 
 static int
@@ -1429,7 +1485,7 @@ parse_args(const char *dev, const char *params, struct ivshm_pmd_args *a)
 			if (strcmp(key, valid_args[j]) == 0)
 				break;
 		if (valid_args[j] == NULL) {
-			IVSHM_LOG(ERR, "%s: unknown devarg '%s' (valid: socket, shm, size, pci, id, queues, ring_size, buf_size, mac, rx_mode, zero_copy, copybreak)",
+			IVSHM_LOG(ERR, "%s: unknown devarg '%s' (valid: socket, shm, size, pci, id, queues, ring_size, buf_size, mac, rx_mode, zero_copy, copybreak, tx_copy)",
 				  dev, key);
 			ret = -EINVAL;
 			goto out;
@@ -1661,4 +1717,5 @@ RTE_PMD_REGISTER_PARAM_STRING(net_ivshmem,
 	ARG_MAC "=<XX:XX:XX:XX:XX:XX> "
 	ARG_RX_MODE "=poll|intr|adaptive "
 	ARG_ZERO_COPY "=0|1 "
-	ARG_COPYBREAK "=<0..65536>");
+	ARG_COPYBREAK "=<0..65536> "
+	ARG_TX_COPY "=auto|cached|stream");

@@ -115,6 +115,9 @@ static int params_geom(const struct ivshm_transport_params *p, struct geom *g)
 	    d.rx_mode != IVSHM_TRANSPORT_RX_INTR &&
 	    d.rx_mode != IVSHM_TRANSPORT_RX_ADAPTIVE)
 		return -EINVAL;
+	if (d.tx_copy != IVSHM_COPY_AUTO && d.tx_copy != IVSHM_COPY_CACHED &&
+	    d.tx_copy != IVSHM_COPY_STREAM)
+		return -EINVAL;
 	rm = ivshm_ring_memsize(g->rs, sizeof(struct ivshm_tp_desc));
 	if (rm == 0)
 		return -EINVAL;
@@ -894,6 +897,9 @@ int ivshm_transport_open(struct ivshm_endpoint *ep, uint32_t channel_id,
 						: ch->peer_timeout_ms;
 	ch->link_cb = params ? params->link_cb : NULL;
 	ch->link_cb_arg = params ? params->link_cb_arg : NULL;
+	for (uint32_t q = 0; q < IVSHM_TRANSPORT_MAX_QUEUES; q++)
+		ivshm_copy_tuner_init(&ch->txq[q].copy,
+				      params ? params->tx_copy : IVSHM_COPY_AUTO);
 	ch->token = random_nonzero();
 	ch->boot_hash = boot_hash();
 	ch->pid = (uint32_t)getpid();

@@ -184,10 +184,15 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 	uint8_t *const bufs = t->bufs;
 	struct ivshm_tp_desc *const dr = desc(&t->ring, 0);
 
+	/* Cached or streaming stores (ivshm/copy.h). */
+	const uint64_t t0 = ivshm_copy_burst_begin(&t->copy);
+	const int stream = t->copy.stream;
+
 	/* The buffers' lines were last read by the consumer on the other
 	 * core: ask for all of them (for writing) at once, so the misses
-	 * overlap instead of coming one per packet. */
-	for (int k = 0; k < got && k < 64; k++)
+	 * overlap instead of coming one per packet. Streaming stores do not
+	 * read them at all. */
+	for (int k = 0; !stream && k < got && k < 64; k++)
 		__builtin_prefetch(bufs + (size_t)((start + (uint32_t)k) & mask) * stride, 1);
 	for (i = 0; i < n; i++) {
 		const uint8_t *src = (const uint8_t *)pkts[i].data;
@@ -199,7 +204,10 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 
 			if (ivshm_unlikely(used >= (uint32_t)got))
 				break;
-			memcpy(bufs + (size_t)slot * stride, src, len);
+			if (stream)
+				ivshm_copy_stream(bufs + (size_t)slot * stride, src, len);
+			else
+				memcpy(bufs + (size_t)slot * stride, src, len);
 			dr[slot].len = len;
 			dr[slot].flags = 0;
 			used++;
@@ -226,6 +234,7 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 		npk++;
 		bytes += len;
 	}
+	ivshm_copy_burst_end(&t->copy, t0, bytes);
 	tx_finish(ch, t, q, start, used, got > 0 ? (uint32_t)got : 0, used,
 		  npk, bytes, errs);
 	return (uint16_t)i;

@@ -34,6 +34,7 @@ struct ivshm_tp_txq {
 	uint32_t broken;        /* ring reported an impossible index */
 	uint32_t resv_n;        /* reserved by tx_reserve, not committed */
 	uint32_t resv_start;
+	struct ivshm_copy_tuner copy; /* tx_burst's stores (ivshm/copy.h) */
 	struct ivshm_transport_queue_stats st;
 } __attribute__((aligned(IVSHM_CACHE_LINE)));
 

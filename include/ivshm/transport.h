@@ -56,6 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ivshm/copy.h"
 #include "ivshm/ivshmem.h"
 
 #ifdef __cplusplus
@@ -123,6 +124,9 @@ struct ivshm_transport_params {
 	uint32_t open_timeout_ms; /**< wait this long for a dead occupant */
 	ivshm_transport_link_fn link_cb; /**< may be NULL */
 	void *link_cb_arg;
+	/** tx_burst's copies: cached or streaming stores, or measure and
+	 *  choose (IVSHM_COPY_AUTO, the zero value; see ivshm/copy.h). */
+	enum ivshm_copy_policy tx_copy;
 };
 
 /** Static facts about an open channel. */

@@ -94,6 +94,23 @@ bool wait_link(uint16_t port, int up, int ms)
 	return false;
 }
 
+// A port's xstat by name, -1 when absent.
+long long xstat(uint16_t port, const char *name)
+{
+	int n = rte_eth_xstats_get_names(port, nullptr, 0);
+	if (n <= 0)
+		return -1;
+	std::vector<rte_eth_xstat_name> names(n);
+	std::vector<rte_eth_xstat> xs(n);
+	if (rte_eth_xstats_get_names(port, names.data(), n) != n ||
+	    rte_eth_xstats_get(port, xs.data(), n) != n)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i].name, name) == 0)
+			return (long long)xs[i].value;
+	return -1;
+}
+
 uint8_t pattern(uint32_t seq, uint32_t j)
 {
 	return (uint8_t)(seq * 31u + j * 7u + (j >> 8));
@@ -305,26 +322,15 @@ TEST(Ethdev, OversizedPacketIsRefusedAndCounted)
 
 TEST(Ethdev, XstatsPerQueueAndReset)
 {
-	int n = rte_eth_xstats_get_names(g_p1, nullptr, 0);
-	ASSERT_GT(n, 0);
-	std::vector<rte_eth_xstat_name> names(n);
-	std::vector<rte_eth_xstat> xs(n);
-	ASSERT_EQ(rte_eth_xstats_get_names(g_p1, names.data(), n), n);
-	ASSERT_EQ(rte_eth_xstats_get(g_p1, xs.data(), n), n);
-	auto value = [&](const char *name) -> long long {
-		for (int i = 0; i < n; i++)
-			if (strcmp(names[i].name, name) == 0)
-				return (long long)xs[i].value;
-		return -1;
-	};
+	auto value = [](const char *name) { return xstat(g_p1, name); };
 	EXPECT_GT(value("rx_q0_packets"), 0);   // ethdev's per-queue autofill
 	EXPECT_GT(value("rx_q0_segments"), value("rx_q0_packets") - 1);
 	EXPECT_GT(value("tx_q0_segments"), 0);
 	EXPECT_EQ(value("rx_q0_ring_errors"), 0);
 	EXPECT_GE(value("link_ups"), 0);     // channel-wide counters present
 	EXPECT_GE(value("peer_deaths"), 0);
+	EXPECT_EQ(value("tx_q0_copy_stream"), 0); // auto starts cached
 	ASSERT_EQ(rte_eth_xstats_reset(g_p1), 0);
-	ASSERT_EQ(rte_eth_xstats_get(g_p1, xs.data(), n), n);
 	EXPECT_EQ(value("rx_q0_packets"), 0);
 	EXPECT_EQ(value("rx_q0_segments"), 0);
 	EXPECT_EQ(value("tx_q0_segments"), 0);
@@ -612,6 +618,68 @@ TEST(Ethdev, ZeroCopyLendsBuffersUntilMbufsAreFreed)
 	unlink(shm.c_str());
 }
 
+// tx_copy=stream (non-temporal stores, whole lines, ivshm/copy.h) and
+// tx_copy=auto long enough to probe the other way: every length from 4 to
+// past one buffer (chains are copied with cached stores in either mode),
+// every byte checked, both ways.
+TEST(Ethdev, StreamingAndTunedTransmitCopiesMoveEveryByte)
+{
+	struct Case {
+		const char *arg;
+		uint32_t n;
+		int stream; // tx_q0_copy_stream expected after the run, -1: either
+	} cases[] = {{"stream", 12000, 1}, {"cached", 4000, 0}, {"auto", 60000, -1}};
+	int id = 6;
+	for (const Case &c : cases) {
+		const std::string shm = g_shm2 + "-copy-" + c.arg;
+		const std::string common = ",ring_size=256,id=" + std::to_string(id++) +
+					   ",tx_copy=" + c.arg;
+		const std::string va = "net_ivshmem42,shm=" + shm + ",size=8M" + common;
+		const std::string vb = "net_ivshmem43,shm=" + shm + common;
+		ASSERT_EQ(rte_dev_probe(va.c_str()), 0) << c.arg;
+		ASSERT_EQ(rte_dev_probe(vb.c_str()), 0) << c.arg;
+		uint16_t pa = port_by_name("net_ivshmem42"), pb = port_by_name("net_ivshmem43");
+		ASSERT_LT(pa, RTE_MAX_ETHPORTS);
+		ASSERT_LT(pb, RTE_MAX_ETHPORTS);
+		ASSERT_EQ(setup_port(pa, g_pool, true, false, 256), 0);
+		ASSERT_EQ(setup_port(pb, g_small, true, false, 256), 0);
+		ASSERT_TRUE(wait_link(pa, RTE_ETH_LINK_UP, 10000));
+		ASSERT_TRUE(wait_link(pb, RTE_ETH_LINK_UP, 10000));
+
+		auto len_of = [](uint32_t i) { return 4u + (i * 53u) % 2600u; };
+		uint32_t bad = 0;
+		EXPECT_EQ(move_packets(pa, pb, g_pool, c.n, len_of, 2048, &bad), c.n) << c.arg;
+		EXPECT_EQ(bad, 0u) << c.arg;
+		EXPECT_EQ(move_packets(pb, pa, g_small, c.n / 4, len_of, 500, &bad), c.n / 4)
+			<< c.arg;
+		EXPECT_EQ(bad, 0u) << c.arg;
+		if (c.stream >= 0) {
+			EXPECT_EQ(xstat(pa, "tx_q0_copy_stream"), c.stream) << c.arg;
+			EXPECT_EQ(xstat(pa, "tx_q0_copy_probes"), 0) << c.arg;
+		} else {
+			// Bursts of up to 32 packets: at least one whole run of
+			// IVSHM_COPY_RUN_MIN bursts and its probe went by.
+			EXPECT_GE(xstat(pa, "tx_q0_copy_probes"), 1) << c.arg;
+			long long st = xstat(pa, "tx_q0_copy_stream");
+			EXPECT_TRUE(st == 0 || st == 1) << st;
+		}
+		rte_eth_stats sa, sb;
+		ASSERT_EQ(rte_eth_stats_get(pa, &sa), 0);
+		ASSERT_EQ(rte_eth_stats_get(pb, &sb), 0);
+		EXPECT_EQ(sa.opackets, c.n);
+		EXPECT_EQ(sb.ipackets, c.n);
+		EXPECT_EQ(sa.obytes, sb.ibytes);
+		EXPECT_EQ(sa.oerrors + sb.ierrors + sb.imissed, 0u);
+		EXPECT_EQ(rte_eth_dev_stop(pa), 0);
+		EXPECT_EQ(rte_eth_dev_stop(pb), 0);
+		EXPECT_EQ(rte_eth_dev_close(pa), 0);
+		EXPECT_EQ(rte_eth_dev_close(pb), 0);
+		EXPECT_EQ(rte_vdev_uninit("net_ivshmem42"), 0);
+		EXPECT_EQ(rte_vdev_uninit("net_ivshmem43"), 0);
+		unlink(shm.c_str());
+	}
+}
+
 TEST(Ethdev, BadDevargsFailTheProbe)
 {
 	uint16_t before = rte_eth_dev_count_avail();
@@ -619,7 +687,8 @@ TEST(Ethdev, BadDevargsFailTheProbe)
 	const char *bad[] = {",queues=99", ",bogus=1", ",ring_size=100",
 			     ",rx_mode=sometimes", ",mac=01:00:00:00:00:01",
 			     ",zero_copy=yes", ",copybreak=-1",
-			     ",zero_copy=1,buf_size=65536"};
+			     ",zero_copy=1,buf_size=65536", ",tx_copy=fast",
+			     ",tx_copy="};
 	int i = 0;
 	for (const char *b : bad) {
 		std::string a = "net_ivshmem" + std::to_string(10 + i++) + "," + shm + b;

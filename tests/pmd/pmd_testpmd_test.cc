@@ -280,6 +280,13 @@ TEST_F(PmdTestpmd, ShmZeroCopyIoForwardBothWays)
 	io_both_ways(shm_vdev() + ",zero_copy=1", 1000);
 }
 
+// tx_copy=stream: the sender copies with non-temporal stores (whole lines,
+// fenced before the ring index moves); every packet arrives, at its size.
+TEST_F(PmdTestpmd, ShmStreamingCopyTxonlyIntoRxonly1500)
+{
+	txonly_into_rxonly(shm_vdev() + ",tx_copy=stream", 1500);
+}
+
 TEST_F(PmdTestpmd, ShmLinkFollowsPeer) { link_follows_peer(shm_vdev()); }
 
 TEST_F(PmdTestpmd, SocketTxonlyIntoRxonly)

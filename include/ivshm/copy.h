@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/**
+ * @file
+ * ivshm/copy.h - copying packets into shared buffers another core will read.
+ *
+ * A sender copies each packet into a region buffer that the receiver read a
+ * ring's turn ago. With ordinary (cached) stores every line of that buffer
+ * must first be taken back from the receiver's cache. Where the two cores
+ * share a last-level cache this is cheap and the data stays close to the
+ * receiver: cached stores win. Where they do not (two CCDs of one EPYC,
+ * two sockets, or two vCPUs the hypervisor placed that way) each line costs
+ * a round trip of a few hundred nanoseconds, and the sender's store queue
+ * stalls on them: measured here, 1500-byte packets fell from about 22 to
+ * 1.5 million per second. Non-temporal ("streaming") stores write whole
+ * lines without reading them first and leave them in memory, where the
+ * receiver's prefetchers find them: about 5.5 million per second in both
+ * placements. Neither wins everywhere, and which one applies can change
+ * while a process runs (the hypervisor moves vCPUs), so a sender measures.
+ *
+ * ivshm_copy_stream() copies with streaming stores, whole lines only: it
+ * rounds the destination up to a 64-byte boundary with zeros, so the
+ * buffer needs that room (region buffers are multiples of 64 bytes). Its
+ * stores are weakly ordered: call ivshm_copy_stream_fence() before
+ * publishing the buffers (a release store alone does not order them).
+ *
+ * struct ivshm_copy_tuner chooses, per sending queue, between the two. With
+ * IVSHM_COPY_AUTO it times every burst's copies (two TSC reads), and every
+ * so often copies a short run of bursts the other way and compares: the
+ * other way must cost the sender fewer cycles per byte and also move more
+ * bytes per second of wall-clock time (which a slow receiver limits), by a
+ * margin against noise (rings/copy.c explains). Probes back off (up to
+ * IVSHM_COPY_RUN_MAX bursts apart) while the choice holds, and come quickly
+ * again after a change. The decision logic takes the timestamps as
+ * arguments, so it is tested without timers.
+ *
+ * Thread safety: a tuner belongs to one sending thread.
+ */
+#ifndef IVSHM_COPY_H
+#define IVSHM_COPY_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__SSE2__)
+#include <emmintrin.h>
+#include <x86intrin.h>
+#define IVSHM_COPY_HAVE_STREAM 1
+#else
+#define IVSHM_COPY_HAVE_STREAM 0
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** How a sender copies packets into region buffers. */
+enum ivshm_copy_policy {
+	IVSHM_COPY_AUTO = 0,   /**< measure, and use the cheaper (default) */
+	IVSHM_COPY_CACHED = 1, /**< ordinary stores (memcpy) */
+	IVSHM_COPY_STREAM = 2, /**< non-temporal stores, whole lines */
+};
+
+/** Bursts between probes: first, and the most after repeated confirmation. */
+#define IVSHM_COPY_RUN_MIN 1024u
+#define IVSHM_COPY_RUN_MAX 65536u
+/** Bursts timed for a comparison, after IVSHM_COPY_WARM discarded ones. */
+#define IVSHM_COPY_WINDOW 128u
+#define IVSHM_COPY_WARM 32u
+/** The other way must be this much cheaper (percent of cycles) to win. */
+#define IVSHM_COPY_MARGIN_PCT 85u
+
+/** Per sending queue; zero it, then ivshm_copy_tuner_init(). */
+struct ivshm_copy_tuner {
+	uint8_t policy;    /**< enum ivshm_copy_policy */
+	uint8_t stream;    /**< this burst: 1 streaming stores, 0 cached */
+	uint8_t best;      /**< the choice outside probes */
+	uint8_t probing;   /**< 1 while the other way is being timed */
+	uint32_t n;        /**< timed bursts in this phase */
+	uint32_t run_len;  /**< bursts until the next probe */
+	uint64_t cyc;      /**< copy cycles and bytes timed in this window */
+	uint64_t bytes;
+	uint64_t start;    /**< clock at the window's first and last burst */
+	uint64_t end;
+	uint64_t best_copy; /**< `best` at the end of the last run: copy */
+	uint64_t best_wall; /**< and wall-clock cycles per KiB */
+	uint64_t switches;  /**< times `best` changed */
+	uint64_t probes;    /**< probes finished */
+};
+
+/** Set the policy; AUTO and CACHED start cached, STREAM streams. */
+static inline void
+ivshm_copy_tuner_init(struct ivshm_copy_tuner *t, enum ivshm_copy_policy p)
+{
+	memset(t, 0, sizeof(*t));
+	t->policy = (uint8_t)p;
+	t->stream = t->best = (uint8_t)(IVSHM_COPY_HAVE_STREAM &&
+					p == IVSHM_COPY_STREAM);
+	t->run_len = IVSHM_COPY_RUN_MIN;
+}
+
+/**
+ * Count one burst of @p bytes copied the way t->stream says, between clock
+ * readings @p t0 and @p t1. Decides at the end of a run or a probe and sets
+ * t->stream for the next burst. Does nothing unless IVSHM_COPY_AUTO.
+ */
+void ivshm_copy_tuner_account(struct ivshm_copy_tuner *t, uint64_t t0,
+			      uint64_t t1, uint64_t bytes);
+
+/** Cycle counter for timing a burst (0 where there is none). */
+static inline uint64_t
+ivshm_copy_clock(void)
+{
+#if IVSHM_COPY_HAVE_STREAM
+	return __rdtsc();
+#else
+	return 0;
+#endif
+}
+
+/** Timestamp to pass to ivshm_copy_burst_end(), or 0 when not timing. */
+static inline uint64_t
+ivshm_copy_burst_begin(const struct ivshm_copy_tuner *t)
+{
+	return t->policy == IVSHM_COPY_AUTO ? ivshm_copy_clock() : 0;
+}
+
+/** Order streamed stores before the release store that publishes them. */
+static inline void
+ivshm_copy_stream_fence(void)
+{
+#if IVSHM_COPY_HAVE_STREAM
+	_mm_sfence();
+#endif
+}
+
+/**
+ * After a burst's copies of @p bytes in all: fence the streamed stores and,
+ * under AUTO, account the burst. Call before publishing the buffers.
+ */
+static inline void
+ivshm_copy_burst_end(struct ivshm_copy_tuner *t, uint64_t t0, uint64_t bytes)
+{
+	if (t->stream)
+		ivshm_copy_stream_fence();
+	if (t->policy == IVSHM_COPY_AUTO && bytes > 0)
+		ivshm_copy_tuner_account(t, t0, ivshm_copy_clock(), bytes);
+}
+
+/**
+ * Copy @p n bytes to @p dst with streaming stores, zero-filling up to the
+ * next 64-byte boundary. @p dst must be 64-byte aligned with that much
+ * room; otherwise (or without SSE2) this is memcpy. Reads exactly @p n
+ * bytes of @p src.
+ */
+static inline void
+ivshm_copy_stream(void *dst, const void *src, uint32_t n)
+{
+#if IVSHM_COPY_HAVE_STREAM
+	if (((uintptr_t)dst & 63) == 0) {
+		__m128i *d = (__m128i *)dst;
+		const uint8_t *s = (const uint8_t *)src;
+		uint32_t i, full = n / 16, rem = n % 16;
+
+		for (i = 0; i < full; i++)
+			_mm_stream_si128(d + i,
+					 _mm_loadu_si128((const __m128i *)(s + 16 * i)));
+		/* A line written partly with cached stores would be read for
+		 * ownership and would flush the write-combining buffer: the
+		 * tail and the padding stream too. */
+		if (rem) {
+			__m128i tail = _mm_setzero_si128();
+
+			memcpy(&tail, s + 16 * full, rem);
+			_mm_stream_si128(d + i++, tail);
+		}
+		for (; i % 4; i++)
+			_mm_stream_si128(d + i, _mm_setzero_si128());
+		return;
+	}
+#endif
+	memcpy(dst, src, n);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IVSHM_COPY_H */

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The decision half of struct ivshm_copy_tuner (ivshm/copy.h): called once
+ * per timed burst, out of line; the copies themselves are inline.
+ *
+ * A run uses `best` for run_len bursts and times its last IVSHM_COPY_WINDOW
+ * of them; a probe then copies the other way for IVSHM_COPY_WARM untimed
+ * bursts (lines still where the other way left them) and IVSHM_COPY_WINDOW
+ * timed ones. Each window yields two figures: the sender's own cycles per
+ * KiB copied, and the wall-clock cycles per KiB from its first burst to its
+ * last, which includes waiting for a receiver that is the slower side (a
+ * full ring). The second is what the application sees; the first alone
+ * would miss that streaming stores leave the data in memory, where a
+ * receiver that copies it out reads it more slowly than from a nearby
+ * cache. The other way wins only when it is cheaper by both figures, by a
+ * margin: measured here, the losing way costs 1.5 to 10 times more, noise
+ * a few percent. The two windows are adjacent in time, so a change of load
+ * or placement between them is unlikely. A probe that loses doubles the
+ * next run (up to IVSHM_COPY_RUN_MAX bursts); one that wins switches and
+ * starts again at IVSHM_COPY_RUN_MIN.
+ */
+#include "ivshm/copy.h"
+
+/* Window figures, cycles per KiB; UINT64_MAX when nothing was timed. */
+static uint64_t
+per_kib(uint64_t cycles, uint64_t bytes)
+{
+	return bytes ? cycles * 1024 / bytes : UINT64_MAX;
+}
+
+/* Is @p other cheaper than @p best by the margin? (Cycles per KiB stay
+ * far below 2^57, so the products fit.) */
+static int
+wins(uint64_t other, uint64_t best)
+{
+	return other != UINT64_MAX && best != UINT64_MAX &&
+	       other * 100 < best * IVSHM_COPY_MARGIN_PCT;
+}
+
+static void
+window_add(struct ivshm_copy_tuner *t, uint64_t t0, uint64_t t1, uint64_t bytes)
+{
+	if (t->bytes == 0)
+		t->start = t0;
+	t->end = t1;
+	t->cyc += t1 - t0;
+	t->bytes += bytes;
+}
+
+void
+ivshm_copy_tuner_account(struct ivshm_copy_tuner *t, uint64_t t0, uint64_t t1,
+			 uint64_t bytes)
+{
+	if (!IVSHM_COPY_HAVE_STREAM || t->policy != IVSHM_COPY_AUTO ||
+	    bytes == 0 || t1 < t0)
+		return;
+	t->n++;
+	if (!t->probing) {
+		if (t->n + IVSHM_COPY_WINDOW > t->run_len)
+			window_add(t, t0, t1, bytes);
+		if (t->n < t->run_len)
+			return;
+		t->best_copy = per_kib(t->cyc, t->bytes);
+		t->best_wall = per_kib(t->end - t->start, t->bytes);
+		t->probing = 1;
+		t->stream = (uint8_t)!t->best;
+	} else {
+		if (t->n > IVSHM_COPY_WARM)
+			window_add(t, t0, t1, bytes);
+		if (t->n < IVSHM_COPY_WARM + IVSHM_COPY_WINDOW)
+			return;
+		t->probes++;
+		t->probing = 0;
+		if (wins(per_kib(t->cyc, t->bytes), t->best_copy) &&
+		    wins(per_kib(t->end - t->start, t->bytes), t->best_wall)) {
+			t->best = (uint8_t)!t->best;
+			t->switches++;
+			t->run_len = IVSHM_COPY_RUN_MIN;
+		} else if (t->run_len < IVSHM_COPY_RUN_MAX) {
+			t->run_len *= 2;
+		}
+		t->stream = t->best;
+	}
+	t->n = 0;
+	t->cyc = 0;
+	t->bytes = 0;
+}

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: BSD-3-Clause
+//
+// ivshm/copy.h: the streaming copy (every length, every source alignment,
+// the padding it writes and what it leaves alone) and the tuner's decisions,
+// fed with made-up clock readings (no timers: the decisions are a function
+// of the readings).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "ivshm/copy.h"
+
+namespace {
+
+constexpr size_t kMax = 4160;
+
+TEST(CopyStream, EveryLengthAndSourceAlignment)
+{
+	alignas(64) static uint8_t dst[kMax + 256];
+	static uint8_t src[kMax + 64];
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 131 + 7);
+	for (uint32_t n = 1; n <= kMax; n += (n < 300 ? 1 : 37)) {
+		for (uint32_t off = 0; off < 16; off += (n < 300 ? 1 : 5)) {
+			memset(dst, 0xAA, sizeof(dst));
+			ivshm_copy_stream(dst, src + off, n);
+			ivshm_copy_stream_fence();
+			ASSERT_EQ(0, memcmp(dst, src + off, n)) << "n=" << n << " off=" << off;
+			size_t end = IVSHM_COPY_HAVE_STREAM ? (n + 63) / 64 * 64 : n;
+			for (size_t i = n; i < end; i++)
+				ASSERT_EQ(0, dst[i]) << "padding at " << i << " n=" << n;
+			for (size_t i = end; i < sizeof(dst); i++)
+				ASSERT_EQ(0xAA, dst[i]) << "byte " << i << " past the line, n=" << n;
+		}
+	}
+}
+
+// A destination off a line boundary gets a plain copy: nothing past n.
+TEST(CopyStream, UnalignedDestinationTouchesOnlyItsBytes)
+{
+	alignas(64) static uint8_t dst[512];
+	uint8_t src[300];
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(255 - i);
+	for (uint32_t d = 1; d < 64; d += 7) {
+		memset(dst, 0xAA, sizeof(dst));
+		ivshm_copy_stream(dst + d, src, 100);
+		ASSERT_EQ(0, memcmp(dst + d, src, 100));
+		for (size_t i = 0; i < sizeof(dst); i++) {
+			if (i < d || i >= d + 100) {
+				ASSERT_EQ(0xAA, dst[i]) << "d=" << d << " i=" << i;
+			}
+		}
+	}
+}
+
+// A simulated sender: each burst copies 1 KiB, taking copy[mode] cycles,
+// then waits gap[mode] cycles (a receiver that is slower) before the next.
+struct Sim {
+	uint64_t now = 1000;
+	uint64_t copy[2];
+	uint64_t gap[2];
+
+	void bursts(ivshm_copy_tuner *t, uint32_t n)
+	{
+		for (uint32_t i = 0; i < n; i++) {
+			int m = t->stream;
+			uint64_t t0 = now;
+			now += copy[m];
+			ivshm_copy_tuner_account(t, t0, now, 1024);
+			now += gap[m];
+		}
+	}
+};
+
+// Bursts from the start of a run until the end of its probe.
+constexpr uint32_t kFirstCycle = IVSHM_COPY_RUN_MIN + IVSHM_COPY_WARM + IVSHM_COPY_WINDOW;
+
+TEST(CopyTuner, FixedPoliciesNeverProbe)
+{
+	ivshm_copy_tuner c, s;
+	ivshm_copy_tuner_init(&c, IVSHM_COPY_CACHED);
+	ivshm_copy_tuner_init(&s, IVSHM_COPY_STREAM);
+	EXPECT_EQ(0, c.stream);
+	EXPECT_EQ(IVSHM_COPY_HAVE_STREAM, s.stream);
+	Sim sim{1000, {1000, 10}, {0, 0}};
+	sim.bursts(&c, 10 * kFirstCycle);
+	Sim sim2{1000, {10, 1000}, {0, 0}};
+	sim2.bursts(&s, 10 * kFirstCycle);
+	EXPECT_EQ(0, c.stream);
+	EXPECT_EQ(IVSHM_COPY_HAVE_STREAM, s.stream);
+	EXPECT_EQ(0u, c.probes + c.switches + s.probes + s.switches);
+}
+
+TEST(CopyTuner, SwitchesToTheCheaperWayAndBack)
+{
+	if (!IVSHM_COPY_HAVE_STREAM)
+		GTEST_SKIP() << "no streaming stores on this machine";
+	ivshm_copy_tuner t;
+	ivshm_copy_tuner_init(&t, IVSHM_COPY_AUTO);
+	ASSERT_EQ(0, t.stream);
+	// Far placement: cached stores cost ten times more.
+	Sim sim{1000, {1000, 100}, {0, 0}};
+	sim.bursts(&t, IVSHM_COPY_RUN_MIN - 1);
+	EXPECT_EQ(0, t.stream) << "probed before the run ended";
+	sim.bursts(&t, 1);
+	EXPECT_EQ(1, t.stream) << "the probe copies the other way";
+	sim.bursts(&t, IVSHM_COPY_WARM + IVSHM_COPY_WINDOW);
+	EXPECT_EQ(1, t.best);
+	EXPECT_EQ(1, t.stream);
+	EXPECT_EQ(1u, t.switches);
+	EXPECT_EQ(IVSHM_COPY_RUN_MIN, t.run_len);
+	// The vCPUs move: now streaming costs more. The next probe returns.
+	sim.copy[0] = 60;
+	sim.copy[1] = 100;
+	sim.bursts(&t, kFirstCycle);
+	EXPECT_EQ(0, t.best);
+	EXPECT_EQ(0, t.stream);
+	EXPECT_EQ(2u, t.switches);
+	EXPECT_EQ(2u, t.probes);
+}
+
+TEST(CopyTuner, ProbesBackOffWhileTheChoiceHolds)
+{
+	if (!IVSHM_COPY_HAVE_STREAM)
+		GTEST_SKIP() << "no streaming stores on this machine";
+	ivshm_copy_tuner t;
+	ivshm_copy_tuner_init(&t, IVSHM_COPY_AUTO);
+	// Streaming is 10 % cheaper: inside the margin, so noise.
+	Sim sim{1000, {100, 90}, {0, 0}};
+	uint32_t run = IVSHM_COPY_RUN_MIN;
+	for (int i = 0; i < 10; i++) {
+		sim.bursts(&t, run + IVSHM_COPY_WARM + IVSHM_COPY_WINDOW);
+		EXPECT_EQ(0, t.best);
+		EXPECT_EQ(0, t.stream);
+		run = run < IVSHM_COPY_RUN_MAX ? run * 2 : run;
+		EXPECT_EQ(run, t.run_len);
+	}
+	EXPECT_EQ(10u, t.probes);
+	EXPECT_EQ(0u, t.switches);
+}
+
+// Streaming stores cost the sender less, but the receiver, reading the data
+// from memory, is slower, and the ring makes the sender wait for it: the
+// wall clock says no.
+TEST(CopyTuner, CheaperCopyThatMovesLessLoses)
+{
+	if (!IVSHM_COPY_HAVE_STREAM)
+		GTEST_SKIP() << "no streaming stores on this machine";
+	ivshm_copy_tuner t;
+	ivshm_copy_tuner_init(&t, IVSHM_COPY_AUTO);
+	Sim sim{1000, {100, 50}, {0, 300}};
+	sim.bursts(&t, 3 * kFirstCycle);
+	EXPECT_EQ(0, t.best);
+	EXPECT_EQ(0u, t.switches);
+	EXPECT_GE(t.probes, 2u);
+}
+
+// The other way moves more bytes per second only because the application
+// sent less while it was timed: its copy costs more, so no switch.
+TEST(CopyTuner, FasterWallClockWithDearerCopyLoses)
+{
+	if (!IVSHM_COPY_HAVE_STREAM)
+		GTEST_SKIP() << "no streaming stores on this machine";
+	ivshm_copy_tuner t;
+	ivshm_copy_tuner_init(&t, IVSHM_COPY_AUTO);
+	Sim sim{1000, {100, 150}, {500, 0}};
+	sim.bursts(&t, 3 * kFirstCycle);
+	EXPECT_EQ(0, t.best);
+	EXPECT_EQ(0u, t.switches);
+}
+
+// Bursts that copied nothing, or whose clock went backwards (a migrated
+// thread on a machine without a synchronised TSC), are not counted.
+TEST(CopyTuner, EmptyAndBackwardBurstsAreIgnored)
+{
+	if (!IVSHM_COPY_HAVE_STREAM)
+		GTEST_SKIP() << "no streaming stores on this machine";
+	ivshm_copy_tuner t;
+	ivshm_copy_tuner_init(&t, IVSHM_COPY_AUTO);
+	for (uint32_t i = 0; i < 10 * kFirstCycle; i++) {
+		ivshm_copy_tuner_account(&t, 100, 200, 0);
+		ivshm_copy_tuner_account(&t, 200, 100, 1024);
+	}
+	EXPECT_EQ(0u, t.n);
+	EXPECT_EQ(0u, t.probes);
+	EXPECT_EQ(0, t.stream);
+}
+
+} // namespace
