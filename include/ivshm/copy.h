@@ -67,7 +67,7 @@ enum ivshm_copy_policy {
 #define IVSHM_COPY_WINDOW 128u
 #define IVSHM_COPY_WARM 32u
 /** The other way must be this much cheaper (percent of cycles) to win. */
-#define IVSHM_COPY_MARGIN_PCT 85u
+#define IVSHM_COPY_MARGIN_PCT 90u
 
 /** Per sending queue; zero it, then ivshm_copy_tuner_init(). */
 struct ivshm_copy_tuner {

@@ -129,8 +129,8 @@ TEST(CopyTuner, ProbesBackOffWhileTheChoiceHolds)
 		GTEST_SKIP() << "no streaming stores on this machine";
 	ivshm_copy_tuner t;
 	ivshm_copy_tuner_init(&t, IVSHM_COPY_AUTO);
-	// Streaming is 10 % cheaper: inside the margin, so noise.
-	Sim sim{1000, {100, 90}, {0, 0}};
+	// Streaming is 5 % cheaper: inside the margin, so noise.
+	Sim sim{1000, {100, 95}, {0, 0}};
 	uint32_t run = IVSHM_COPY_RUN_MIN;
 	for (int i = 0; i < 10; i++) {
 		sim.bursts(&t, run + IVSHM_COPY_WARM + IVSHM_COPY_WINDOW);
