@@ -22,6 +22,9 @@
 //          zc_paired_64=.. zc_paired_1500=..
 // (ratio_*: default copy mode; zc_ratio_*: zero_copy=1; ratios of the
 // medians, and paired_*: the median of each repetition's own ratio).
+// The table's last column says how the net_ivshmem sender copied at the end
+// of the run (tx_copy=auto chooses between cached and streaming stores
+// while it runs) and how many times it switched.
 // A memif testpmd that crashes while shutting down (a known Debian 22.11
 // fault) does not fail the run; a run that moves no packets does.
 #include <algorithm>
@@ -50,7 +53,7 @@ static const char *const vname[V_N] = {"ivshmem", "memif", "ivshm_zc"};
 
 // One measured run; returns Mpps (< 0 on failure).
 static double run_once(const Config &c, PrivateDir &dir, const std::string &plugin,
-		       int variant, int size, double *bytes_per_pkt)
+		       int variant, int size, double *bytes_per_pkt, std::string *txcopy)
 {
 	const bool ivshmem = variant != V_MEMIF;
 	std::string tag = unique_tag();
@@ -149,6 +152,14 @@ static double run_once(const Config &c, PrivateDir &dir, const std::string &plug
 		fprintf(stderr, "%s %d B: no packets received\n--- rx:\n%s\n--- tx:\n%s\n",
 			vname[variant], size, rx.output().c_str(),
 			tx.output().c_str());
+	if (ivshmem) {
+		// How the sender copied at the end (tx_copy=auto decides while
+		// running; ivshm/copy.h), and how often it changed its mind.
+		auto x = parse_stats(tx.command("show port xstats 0"));
+		if (x.count("tx_q0_copy_stream"))
+			*txcopy = std::string(x["tx_q0_copy_stream"] ? "stream" : "cached") +
+				  "/" + std::to_string(x["tx_q0_copy_switches"]);
+	}
 	tx.command("stop");
 	rx.command("stop");
 	cleanup();
@@ -232,19 +243,21 @@ int main(int argc, char **argv)
 	std::map<std::pair<int, int>, double> at_rep[V_N];
 	int failures = 0;
 	const size_t nv = c.variants.size();
-	printf("%-4s %-8s %6s %10s %8s\n", "rep", "pmd", "size", "Mpps", "B/pkt");
+	printf("%-4s %-8s %6s %10s %8s  %s\n", "rep", "pmd", "size", "Mpps", "B/pkt",
+	       "tx copy/switches");
 	for (int rep = 0; rep < c.reps; rep++) {
 		for (int size : c.sizes) {
 			// Rotate which one goes first so drift favours none.
 			for (size_t j = 0; j < nv; j++) {
 				int k = c.variants[(j + (size_t)rep) % nv];
 				double bpp = 0, m = -1;
+				std::string txc = "-";
 				// A run that could not start (a link that never came
 				// up on a loaded host) is repeated, not measured as 0.
 				for (int attempt = 0; attempt < 3 && m < 0; attempt++)
-					m = run_once(c, dir, plugin, k, size, &bpp);
-				printf("%-4d %-8s %6d %10.3f %8.1f\n", rep, vname[k],
-				       size, m, bpp);
+					m = run_once(c, dir, plugin, k, size, &bpp, &txc);
+				printf("%-4d %-8s %6d %10.3f %8.1f  %s\n", rep, vname[k],
+				       size, m, bpp, txc.c_str());
 				fflush(stdout);
 				if (m < 0)
 					failures++;
