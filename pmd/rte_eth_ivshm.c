@@ -473,7 +473,7 @@ eth_ivshm_tx(void *queue, struct rte_mbuf **pkts, uint16_t nb_pkts)
 		bytes += len;
 		sent++;
 	}
-	ivshm_copy_burst_end(&q->copy, t0, bytes);
+	ivshm_copy_burst_end(&q->copy, t0, bytes, sent);
 	if (got > 0)
 		ivshm_transport_tx_commit(q->ch, q->qid, q->bufs, k);
 	if (i > 0) {
@@ -887,7 +887,7 @@ eth_ivshm_tx_queue_setup(struct rte_eth_dev *dev, uint16_t qid,
 	q->max_pkt_len = pmd->info.max_pkt_len;
 	q->fast_free = !!((dev->data->dev_conf.txmode.offloads | conf->offloads) &
 			  RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE);
-	ivshm_copy_tuner_init(&q->copy, pmd->args.tx_copy);
+	ivshm_copy_tuner_init(&q->copy, pmd->args.tx_copy, pmd->info.ring_size);
 	pmd->txq[qid] = q;
 	dev->data->tx_queues[qid] = q;
 	return 0;
@@ -1380,23 +1380,41 @@ arg_mac(const char *key __rte_unused, const char *value, void *opaque)
 	return 0;
 }
 
+/*
+ * A value that names one of @p names (NULL-terminated); sets *out to its
+ * index. The error lists them: "want poll, intr or adaptive".
+ */
 static int
-arg_rx_mode(const char *key __rte_unused, const char *value, void *opaque)
+arg_name(struct parse_ctx *c, const char *key, const char *value,
+	 const char *const *names, int *out)
 {
-	struct parse_ctx *c = opaque;
+	char want[128] = "";
+	int i;
 
-	if (value != NULL && strcmp(value, "poll") == 0)
-		c->a->rx_mode = IVSHM_TRANSPORT_RX_POLL;
-	else if (value != NULL && strcmp(value, "intr") == 0)
-		c->a->rx_mode = IVSHM_TRANSPORT_RX_INTR;
-	else if (value != NULL && strcmp(value, "adaptive") == 0)
-		c->a->rx_mode = IVSHM_TRANSPORT_RX_ADAPTIVE;
-	else {
-		IVSHM_LOG(ERR, "%s: rx_mode=%s is invalid: want poll, intr or adaptive",
-			  c->dev, value ? value : "");
-		return -EINVAL;
+	for (i = 0; names[i] != NULL; i++) {
+		if (value != NULL && strcmp(value, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+		snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%s",
+			 i == 0 ? "" : names[i + 1] == NULL ? " or " : ", ", names[i]);
 	}
-	return 0;
+	IVSHM_LOG(ERR, "%s: %s=%s is invalid: want %s", c->dev, key,
+		  value ? value : "", want);
+	return -EINVAL;
+}
+
+static int
+arg_rx_mode(const char *key, const char *value, void *opaque)
+{
+	/* In the order of enum ivshm_transport_rx_mode. */
+	static const char *const names[] = { "poll", "intr", "adaptive", NULL };
+	struct parse_ctx *c = opaque;
+	int i, r = arg_name(c, key, value, names, &i);
+
+	if (r == 0)
+		c->a->rx_mode = (enum ivshm_transport_rx_mode)i;
+	return r;
 }
 
 static int
@@ -1415,22 +1433,16 @@ arg_copybreak(const char *key, const char *value, void *opaque)
 }
 
 static int
-arg_tx_copy(const char *key __rte_unused, const char *value, void *opaque)
+arg_tx_copy(const char *key, const char *value, void *opaque)
 {
+	/* In the order of enum ivshm_copy_policy. */
+	static const char *const names[] = { "auto", "cached", "stream", NULL };
 	struct parse_ctx *c = opaque;
+	int i, r = arg_name(c, key, value, names, &i);
 
-	if (value != NULL && strcmp(value, "auto") == 0)
-		c->a->tx_copy = IVSHM_COPY_AUTO;
-	else if (value != NULL && strcmp(value, "cached") == 0)
-		c->a->tx_copy = IVSHM_COPY_CACHED;
-	else if (value != NULL && strcmp(value, "stream") == 0)
-		c->a->tx_copy = IVSHM_COPY_STREAM;
-	else {
-		IVSHM_LOG(ERR, "%s: tx_copy=%s is invalid: want auto, cached or stream",
-			  c->dev, value ? value : "");
-		return -EINVAL;
-	}
-	return 0;
+	if (r == 0)
+		c->a->tx_copy = (enum ivshm_copy_policy)i;
+	return r;
 }
 
 static const struct {

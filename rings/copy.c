@@ -4,23 +4,32 @@
  * per timed burst, out of line; the copies themselves are inline.
  *
  * A run uses `best` for run_len bursts and times its last IVSHM_COPY_WINDOW
- * of them; a probe then copies the other way for IVSHM_COPY_WARM untimed
- * bursts (lines still where the other way left them) and IVSHM_COPY_WINDOW
- * timed ones. Each window yields two figures: the sender's own cycles per
- * KiB copied, and the wall-clock cycles per KiB from its first burst to its
- * last, which includes waiting for a receiver that is the slower side (a
- * full ring). The second is what the application sees; the first alone
- * would miss that streaming stores leave the data in memory, where a
- * receiver that copies it out reads it more slowly than from a nearby
- * cache. The other way wins only when it is cheaper by both figures, by a
- * margin of 10 %: measured here, the losing way costs from about 1.15 times
- * more (64-byte packets on near placements) to 10 times more (1500-byte
- * packets on far ones), and the noise is a few percent. The two windows are adjacent in time, so a change of load
- * or placement between them is unlikely. A probe that loses doubles the
- * next run (up to IVSHM_COPY_RUN_MAX bursts); one that wins switches and
- * starts again at IVSHM_COPY_RUN_MIN.
+ * of them. A probe then copies the other way: first a warm-up, untimed,
+ * until every slot of the ring holds a packet copied the new way (packets
+ * copied the old way may still wait in it, and while the receiver drains
+ * them the sender's rate is theirs), then a timed window. Every window and
+ * warm-up spans at least IVSHM_COPY_WINDOW (or IVSHM_COPY_WARM) bursts and
+ * a ring's worth of packets: when the ring is full the sender's bursts are
+ * small, and a window of few packets would time the filling of a few free
+ * slots rather than the receiver's pace.
+ *
+ * Each window yields two figures: the sender's own cycles per KiB copied,
+ * and the wall-clock cycles per KiB from its first burst to its last, which
+ * includes waiting for a receiver that is the slower side (a full ring).
+ * The second is what the application sees; the first alone would miss
+ * that streaming stores leave the data in memory, where a receiver that
+ * copies it out reads it more slowly than from a nearby cache. The other
+ * way wins only when it is cheaper by both figures, by a margin of 10 %:
+ * measured here, the losing way costs from about 1.15 times more (64-byte
+ * packets on near placements) to 10 times more (1500-byte packets on far
+ * ones), and the noise is a few percent. The two windows are adjacent in
+ * time, so a change of load or placement between them is unlikely. A probe
+ * that loses doubles the next run (up to IVSHM_COPY_RUN_MAX bursts); one
+ * that wins switches and starts again at IVSHM_COPY_RUN_MIN.
  */
 #include "ivshm/copy.h"
+
+enum { RUN, WARM, PROBE };
 
 /* Window figures, cycles per KiB; UINT64_MAX when nothing was timed. */
 static uint64_t
@@ -39,50 +48,66 @@ wins(uint64_t other, uint64_t best)
 }
 
 static void
-window_add(struct ivshm_copy_tuner *t, uint64_t t0, uint64_t t1, uint64_t bytes)
+window_add(struct ivshm_copy_tuner *t, uint64_t t0, uint64_t t1, uint64_t bytes,
+	   uint32_t pkts)
 {
 	if (t->bytes == 0)
 		t->start = t0;
 	t->end = t1;
 	t->cyc += t1 - t0;
 	t->bytes += bytes;
+	t->pkts += pkts;
+}
+
+static void
+phase_start(struct ivshm_copy_tuner *t, int phase)
+{
+	t->phase = (uint8_t)phase;
+	t->n = 0;
+	t->pkts = 0;
+	t->cyc = 0;
+	t->bytes = 0;
 }
 
 void
 ivshm_copy_tuner_account(struct ivshm_copy_tuner *t, uint64_t t0, uint64_t t1,
-			 uint64_t bytes)
+			 uint64_t bytes, uint32_t pkts)
 {
 	if (!IVSHM_COPY_HAVE_STREAM || t->policy != IVSHM_COPY_AUTO ||
 	    bytes == 0 || t1 < t0)
 		return;
 	t->n++;
-	if (!t->probing) {
+	switch (t->phase) {
+	case RUN:
 		if (t->n + IVSHM_COPY_WINDOW > t->run_len)
-			window_add(t, t0, t1, bytes);
-		if (t->n < t->run_len)
+			window_add(t, t0, t1, bytes, pkts);
+		if (t->n < t->run_len || t->pkts < t->ring)
 			return;
 		t->best_copy = per_kib(t->cyc, t->bytes);
 		t->best_wall = per_kib(t->end - t->start, t->bytes);
-		t->probing = 1;
 		t->stream = (uint8_t)!t->best;
-	} else {
-		if (t->n > IVSHM_COPY_WARM)
-			window_add(t, t0, t1, bytes);
-		if (t->n < IVSHM_COPY_WARM + IVSHM_COPY_WINDOW)
+		phase_start(t, WARM);
+		return;
+	case WARM:
+		t->pkts += pkts;
+		if (t->n >= IVSHM_COPY_WARM && t->pkts >= t->ring)
+			phase_start(t, PROBE);
+		return;
+	default:
+		window_add(t, t0, t1, bytes, pkts);
+		if (t->n < IVSHM_COPY_WINDOW || t->pkts < t->ring)
 			return;
-		t->probes++;
-		t->probing = 0;
-		if (wins(per_kib(t->cyc, t->bytes), t->best_copy) &&
-		    wins(per_kib(t->end - t->start, t->bytes), t->best_wall)) {
-			t->best = (uint8_t)!t->best;
-			t->switches++;
-			t->run_len = IVSHM_COPY_RUN_MIN;
-		} else if (t->run_len < IVSHM_COPY_RUN_MAX) {
-			t->run_len *= 2;
-		}
-		t->stream = t->best;
+		break;
 	}
-	t->n = 0;
-	t->cyc = 0;
-	t->bytes = 0;
+	t->probes++;
+	if (wins(per_kib(t->cyc, t->bytes), t->best_copy) &&
+	    wins(per_kib(t->end - t->start, t->bytes), t->best_wall)) {
+		t->best = (uint8_t)!t->best;
+		t->switches++;
+		t->run_len = IVSHM_COPY_RUN_MIN;
+	} else if (t->run_len < IVSHM_COPY_RUN_MAX) {
+		t->run_len *= 2;
+	}
+	t->stream = t->best;
+	phase_start(t, RUN);
 }

@@ -899,7 +899,7 @@ int ivshm_transport_open(struct ivshm_endpoint *ep, uint32_t channel_id,
 	ch->link_cb_arg = params ? params->link_cb_arg : NULL;
 	for (uint32_t q = 0; q < IVSHM_TRANSPORT_MAX_QUEUES; q++)
 		ivshm_copy_tuner_init(&ch->txq[q].copy,
-				      params ? params->tx_copy : IVSHM_COPY_AUTO);
+				      params ? params->tx_copy : IVSHM_COPY_AUTO, g.rs);
 	ch->token = random_nonzero();
 	ch->boot_hash = boot_hash();
 	ch->pid = (uint32_t)getpid();

@@ -234,7 +234,7 @@ uint16_t ivshm_transport_tx_burst(struct ivshm_channel *ch, uint16_t q,
 		npk++;
 		bytes += len;
 	}
-	ivshm_copy_burst_end(&t->copy, t0, bytes);
+	ivshm_copy_burst_end(&t->copy, t0, bytes, (uint32_t)npk);
 	tx_finish(ch, t, q, start, used, got > 0 ? (uint32_t)got : 0, used,
 		  npk, bytes, errs);
 	return (uint16_t)i;

@@ -63,20 +63,24 @@ enum ivshm_copy_policy {
 /** Bursts between probes: first, and the most after repeated confirmation. */
 #define IVSHM_COPY_RUN_MIN 1024u
 #define IVSHM_COPY_RUN_MAX 65536u
-/** Bursts timed for a comparison, after IVSHM_COPY_WARM discarded ones. */
+/** Bursts timed for a comparison, after IVSHM_COPY_WARM untimed ones. Both
+ *  also last at least a ring's worth of packets (see rings/copy.c). */
 #define IVSHM_COPY_WINDOW 128u
 #define IVSHM_COPY_WARM 32u
 /** The other way must be this much cheaper (percent of cycles) to win. */
 #define IVSHM_COPY_MARGIN_PCT 90u
 
-/** Per sending queue; zero it, then ivshm_copy_tuner_init(). */
+/** Per sending queue; set up with ivshm_copy_tuner_init(). */
 struct ivshm_copy_tuner {
 	uint8_t policy;    /**< enum ivshm_copy_policy */
 	uint8_t stream;    /**< this burst: 1 streaming stores, 0 cached */
 	uint8_t best;      /**< the choice outside probes */
-	uint8_t probing;   /**< 1 while the other way is being timed */
-	uint32_t n;        /**< timed bursts in this phase */
+	uint8_t phase;     /**< 0 run, 1 probe warming up, 2 probe timed */
+	uint32_t n;        /**< bursts in this phase */
 	uint32_t run_len;  /**< bursts until the next probe */
+	uint32_t ring;     /**< packets a ring holds: the least a window or a
+				warm-up spans */
+	uint64_t pkts;     /**< packets in this phase's window (or warm-up) */
 	uint64_t cyc;      /**< copy cycles and bytes timed in this window */
 	uint64_t bytes;
 	uint64_t start;    /**< clock at the window's first and last burst */
@@ -87,24 +91,31 @@ struct ivshm_copy_tuner {
 	uint64_t probes;    /**< probes finished */
 };
 
-/** Set the policy; AUTO and CACHED start cached, STREAM streams. */
+/**
+ * Set the policy; AUTO and CACHED start cached, STREAM streams. @p ring:
+ * slots of the ring the queue fills (a probe must outlast the packets
+ * copied the other way that still wait in it).
+ */
 static inline void
-ivshm_copy_tuner_init(struct ivshm_copy_tuner *t, enum ivshm_copy_policy p)
+ivshm_copy_tuner_init(struct ivshm_copy_tuner *t, enum ivshm_copy_policy p,
+		      uint32_t ring)
 {
 	memset(t, 0, sizeof(*t));
 	t->policy = (uint8_t)p;
 	t->stream = t->best = (uint8_t)(IVSHM_COPY_HAVE_STREAM &&
 					p == IVSHM_COPY_STREAM);
 	t->run_len = IVSHM_COPY_RUN_MIN;
+	t->ring = ring;
 }
 
 /**
- * Count one burst of @p bytes copied the way t->stream says, between clock
- * readings @p t0 and @p t1. Decides at the end of a run or a probe and sets
- * t->stream for the next burst. Does nothing unless IVSHM_COPY_AUTO.
+ * Count one burst of @p pkts packets, @p bytes in all, copied the way
+ * t->stream says, between clock readings @p t0 and @p t1. Decides at the
+ * end of a run or a probe and sets t->stream for the next burst. Does
+ * nothing unless IVSHM_COPY_AUTO.
  */
 void ivshm_copy_tuner_account(struct ivshm_copy_tuner *t, uint64_t t0,
-			      uint64_t t1, uint64_t bytes);
+			      uint64_t t1, uint64_t bytes, uint32_t pkts);
 
 /** Cycle counter for timing a burst (0 where there is none). */
 static inline uint64_t
@@ -134,16 +145,18 @@ ivshm_copy_stream_fence(void)
 }
 
 /**
- * After a burst's copies of @p bytes in all: fence the streamed stores and,
- * under AUTO, account the burst. Call before publishing the buffers.
+ * After a burst's copies (@p pkts packets, @p bytes in all): fence the
+ * streamed stores and, under AUTO, account the burst. Call before
+ * publishing the buffers.
  */
 static inline void
-ivshm_copy_burst_end(struct ivshm_copy_tuner *t, uint64_t t0, uint64_t bytes)
+ivshm_copy_burst_end(struct ivshm_copy_tuner *t, uint64_t t0, uint64_t bytes,
+		     uint32_t pkts)
 {
 	if (t->stream)
 		ivshm_copy_stream_fence();
 	if (t->policy == IVSHM_COPY_AUTO && bytes > 0)
-		ivshm_copy_tuner_account(t, t0, ivshm_copy_clock(), bytes);
+		ivshm_copy_tuner_account(t, t0, ivshm_copy_clock(), bytes, pkts);
 }
 
 /**

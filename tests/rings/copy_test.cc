@@ -57,12 +57,16 @@ TEST(CopyStream, UnalignedDestinationTouchesOnlyItsBytes)
 	}
 }
 
-// A simulated sender: each burst copies 1 KiB, taking copy[mode] cycles,
-// then waits gap[mode] cycles (a receiver that is slower) before the next.
+constexpr uint32_t kRing = 1024;
+
+// A simulated sender: each burst copies 1 KiB in `pkts` packets, taking
+// copy[mode] cycles, then waits gap[mode] cycles (a receiver that is
+// slower) before the next.
 struct Sim {
 	uint64_t now = 1000;
 	uint64_t copy[2];
 	uint64_t gap[2];
+	uint32_t pkts = 32;
 
 	void bursts(ivshm_copy_tuner *t, uint32_t n)
 	{
@@ -70,20 +74,21 @@ struct Sim {
 			int m = t->stream;
 			uint64_t t0 = now;
 			now += copy[m];
-			ivshm_copy_tuner_account(t, t0, now, 1024);
+			ivshm_copy_tuner_account(t, t0, now, 1024, pkts);
 			now += gap[m];
 		}
 	}
 };
 
-// Bursts from the start of a run until the end of its probe.
+// Bursts from the start of a run until the end of its probe (bursts of 32
+// packets: every window and warm-up spans a ring's worth).
 constexpr uint32_t kFirstCycle = IVSHM_COPY_RUN_MIN + IVSHM_COPY_WARM + IVSHM_COPY_WINDOW;
 
 TEST(CopyTuner, FixedPoliciesNeverProbe)
 {
 	ivshm_copy_tuner c, s;
-	ivshm_copy_tuner_init(&c, IVSHM_COPY_CACHED);
-	ivshm_copy_tuner_init(&s, IVSHM_COPY_STREAM);
+	ivshm_copy_tuner_init(&c, IVSHM_COPY_CACHED, kRing);
+	ivshm_copy_tuner_init(&s, IVSHM_COPY_STREAM, kRing);
 	EXPECT_EQ(0, c.stream);
 	EXPECT_EQ(IVSHM_COPY_HAVE_STREAM, s.stream);
 	Sim sim{1000, {1000, 10}, {0, 0}};
@@ -95,12 +100,20 @@ TEST(CopyTuner, FixedPoliciesNeverProbe)
 	EXPECT_EQ(0u, c.probes + c.switches + s.probes + s.switches);
 }
 
-TEST(CopyTuner, SwitchesToTheCheaperWayAndBack)
-{
-	if (!IVSHM_COPY_HAVE_STREAM)
-		GTEST_SKIP() << "no streaming stores on this machine";
+// A tuner under IVSHM_COPY_AUTO, on a machine with streaming stores.
+class AutoTuner : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		if (!IVSHM_COPY_HAVE_STREAM)
+			GTEST_SKIP() << "no streaming stores on this machine";
+		ivshm_copy_tuner_init(&t, IVSHM_COPY_AUTO, kRing);
+	}
 	ivshm_copy_tuner t;
-	ivshm_copy_tuner_init(&t, IVSHM_COPY_AUTO);
+};
+
+TEST_F(AutoTuner, SwitchesToTheCheaperWayAndBack)
+{
 	ASSERT_EQ(0, t.stream);
 	// Far placement: cached stores cost ten times more.
 	Sim sim{1000, {1000, 100}, {0, 0}};
@@ -123,12 +136,8 @@ TEST(CopyTuner, SwitchesToTheCheaperWayAndBack)
 	EXPECT_EQ(2u, t.probes);
 }
 
-TEST(CopyTuner, ProbesBackOffWhileTheChoiceHolds)
+TEST_F(AutoTuner, ProbesBackOffWhileTheChoiceHolds)
 {
-	if (!IVSHM_COPY_HAVE_STREAM)
-		GTEST_SKIP() << "no streaming stores on this machine";
-	ivshm_copy_tuner t;
-	ivshm_copy_tuner_init(&t, IVSHM_COPY_AUTO);
 	// Streaming is 5 % cheaper: inside the margin, so noise.
 	Sim sim{1000, {100, 95}, {0, 0}};
 	uint32_t run = IVSHM_COPY_RUN_MIN;
@@ -146,12 +155,8 @@ TEST(CopyTuner, ProbesBackOffWhileTheChoiceHolds)
 // Streaming stores cost the sender less, but the receiver, reading the data
 // from memory, is slower, and the ring makes the sender wait for it: the
 // wall clock says no.
-TEST(CopyTuner, CheaperCopyThatMovesLessLoses)
+TEST_F(AutoTuner, CheaperCopyThatMovesLessLoses)
 {
-	if (!IVSHM_COPY_HAVE_STREAM)
-		GTEST_SKIP() << "no streaming stores on this machine";
-	ivshm_copy_tuner t;
-	ivshm_copy_tuner_init(&t, IVSHM_COPY_AUTO);
 	Sim sim{1000, {100, 50}, {0, 300}};
 	sim.bursts(&t, 3 * kFirstCycle);
 	EXPECT_EQ(0, t.best);
@@ -161,29 +166,45 @@ TEST(CopyTuner, CheaperCopyThatMovesLessLoses)
 
 // The other way moves more bytes per second only because the application
 // sent less while it was timed: its copy costs more, so no switch.
-TEST(CopyTuner, FasterWallClockWithDearerCopyLoses)
+TEST_F(AutoTuner, FasterWallClockWithDearerCopyLoses)
 {
-	if (!IVSHM_COPY_HAVE_STREAM)
-		GTEST_SKIP() << "no streaming stores on this machine";
-	ivshm_copy_tuner t;
-	ivshm_copy_tuner_init(&t, IVSHM_COPY_AUTO);
 	Sim sim{1000, {100, 150}, {500, 0}};
 	sim.bursts(&t, 3 * kFirstCycle);
 	EXPECT_EQ(0, t.best);
 	EXPECT_EQ(0u, t.switches);
 }
 
+// A full ring makes the sender's bursts small: windows and the warm-up then
+// last a ring's worth of packets, not just so many bursts. (Packets copied
+// the old way still fill the ring when a probe starts; timing the new way
+// while the receiver drains them would time the old way.)
+TEST_F(AutoTuner, WindowsAndWarmUpSpanARingOfPackets)
+{
+	Sim sim{1000, {1000, 100}, {0, 0}};
+	sim.pkts = 1;
+	// The run's window began IVSHM_COPY_WINDOW bursts before its end and
+	// must reach kRing packets.
+	const uint32_t run = IVSHM_COPY_RUN_MIN - IVSHM_COPY_WINDOW + kRing;
+	sim.bursts(&t, run - 1);
+	EXPECT_EQ(0, t.stream) << "window ended with too few packets";
+	sim.bursts(&t, 1);
+	EXPECT_EQ(1, t.stream);
+	// Warm-up, then the timed window: a ring's worth each.
+	sim.bursts(&t, 2 * kRing - 1);
+	EXPECT_EQ(0u, t.probes) << "probe ended with too few packets";
+	sim.bursts(&t, 1);
+	EXPECT_EQ(1u, t.probes);
+	EXPECT_EQ(1, t.best);
+	EXPECT_EQ(1u, t.switches);
+}
+
 // Bursts that copied nothing, or whose clock went backwards (a migrated
 // thread on a machine without a synchronised TSC), are not counted.
-TEST(CopyTuner, EmptyAndBackwardBurstsAreIgnored)
+TEST_F(AutoTuner, EmptyAndBackwardBurstsAreIgnored)
 {
-	if (!IVSHM_COPY_HAVE_STREAM)
-		GTEST_SKIP() << "no streaming stores on this machine";
-	ivshm_copy_tuner t;
-	ivshm_copy_tuner_init(&t, IVSHM_COPY_AUTO);
 	for (uint32_t i = 0; i < 10 * kFirstCycle; i++) {
-		ivshm_copy_tuner_account(&t, 100, 200, 0);
-		ivshm_copy_tuner_account(&t, 200, 100, 1024);
+		ivshm_copy_tuner_account(&t, 100, 200, 0, 0);
+		ivshm_copy_tuner_account(&t, 200, 100, 1024, 32);
 	}
 	EXPECT_EQ(0u, t.n);
 	EXPECT_EQ(0u, t.probes);
