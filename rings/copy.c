@@ -13,19 +13,23 @@
  * small, and a window of few packets would time the filling of a few free
  * slots rather than the receiver's pace.
  *
- * Each window yields two figures: the sender's own cycles per KiB copied,
- * and the wall-clock cycles per KiB from its first burst to its last, which
- * includes waiting for a receiver that is the slower side (a full ring).
- * The second is what the application sees; the first alone would miss
- * that streaming stores leave the data in memory, where a receiver that
- * copies it out reads it more slowly than from a nearby cache. The other
- * way wins only when it is cheaper by both figures, by a margin of 10 %:
- * measured here, the losing way costs from about 1.15 times more (64-byte
- * packets on near placements) to 10 times more (1500-byte packets on far
- * ones), and the noise is a few percent. The two windows are adjacent in
- * time, so a change of load or placement between them is unlikely. A probe
- * that loses doubles the next run (up to IVSHM_COPY_RUN_MAX bursts); one
- * that wins switches and starts again at IVSHM_COPY_RUN_MIN.
+ * Each window yields two figures: the wall-clock cycles per KiB from its
+ * first burst to its last, which include waiting for a receiver that is the
+ * slower side (a full ring), and the sender's own cycles per KiB copied.
+ * The first is what the application sees, and decides: the other way wins
+ * when it moves more bytes per second by a margin of 10 %. Measured here,
+ * the losing way costs from about 1.15 times more (64-byte packets on near
+ * placements) to 10 times more (1500-byte packets on far ones); the noise
+ * is a few percent. The copy figure alone would mislead: streaming stores
+ * are posted, so they look as cheap to the sender as cached ones even where
+ * the receiver, reading the data back from memory, runs at a third of the
+ * speed. It breaks ties only: when neither way moves more (an application
+ * that sends less than either could carry), the one that costs the sender
+ * 10 % fewer cycles wins. The two windows are adjacent in time, so a change
+ * of load or placement between them is unlikely, and a wrong choice lasts
+ * until the next probe: a probe that loses doubles the next run (up to
+ * IVSHM_COPY_RUN_MAX bursts); one that wins switches and starts again at
+ * IVSHM_COPY_RUN_MIN.
  */
 #include "ivshm/copy.h"
 
@@ -38,13 +42,13 @@ per_kib(uint64_t cycles, uint64_t bytes)
 	return bytes ? cycles * 1024 / bytes : UINT64_MAX;
 }
 
-/* Is @p other cheaper than @p best by the margin? (Cycles per KiB stay
- * far below 2^57, so the products fit.) */
+/* Is @p a cheaper than @p b by the margin? (Cycles per KiB stay far below
+ * 2^57, so the products fit.) */
 static int
-wins(uint64_t other, uint64_t best)
+cheaper(uint64_t a, uint64_t b)
 {
-	return other != UINT64_MAX && best != UINT64_MAX &&
-	       other * 100 < best * IVSHM_COPY_MARGIN_PCT;
+	return a != UINT64_MAX && (b == UINT64_MAX ||
+				   a * 100 < b * IVSHM_COPY_MARGIN_PCT);
 }
 
 static void
@@ -100,8 +104,10 @@ ivshm_copy_tuner_account(struct ivshm_copy_tuner *t, uint64_t t0, uint64_t t1,
 		break;
 	}
 	t->probes++;
-	if (wins(per_kib(t->cyc, t->bytes), t->best_copy) &&
-	    wins(per_kib(t->end - t->start, t->bytes), t->best_wall)) {
+	uint64_t wall = per_kib(t->end - t->start, t->bytes);
+	uint64_t copy = per_kib(t->cyc, t->bytes);
+	if (cheaper(wall, t->best_wall) ||
+	    (!cheaper(t->best_wall, wall) && cheaper(copy, t->best_copy))) {
 		t->best = (uint8_t)!t->best;
 		t->switches++;
 		t->run_len = IVSHM_COPY_RUN_MIN;

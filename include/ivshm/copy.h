@@ -25,10 +25,10 @@
  *
  * struct ivshm_copy_tuner chooses, per sending queue, between the two. With
  * IVSHM_COPY_AUTO it times every burst's copies (two TSC reads), and every
- * so often copies a short run of bursts the other way and compares: the
- * other way must cost the sender fewer cycles per byte and also move more
- * bytes per second of wall-clock time (which a slow receiver limits), by a
- * margin against noise (rings/copy.c explains). Probes back off (up to
+ * so often copies a short run of bursts the other way and compares bytes
+ * moved per second of wall-clock time (which a slower receiver limits),
+ * with a margin against noise; the sender's own cycles per byte break ties
+ * (rings/copy.c explains). Probes back off (up to
  * IVSHM_COPY_RUN_MAX bursts apart) while the choice holds, and come quickly
  * again after a change. The decision logic takes the timestamps as
  * arguments, so it is tested without timers.

@@ -164,14 +164,37 @@ TEST_F(AutoTuner, CheaperCopyThatMovesLessLoses)
 	EXPECT_GE(t.probes, 2u);
 }
 
-// The other way moves more bytes per second only because the application
-// sent less while it was timed: its copy costs more, so no switch.
-TEST_F(AutoTuner, FasterWallClockWithDearerCopyLoses)
+// Near placement after far: streaming stores, posted, cost the sender no
+// more than cached ones, but the receiver reads the streamed data from
+// memory and the ring makes the sender wait for it. Cached stores move
+// three times the bytes per second: back to them.
+TEST_F(AutoTuner, MoreBytesPerSecondWinsAtTheSameCopyCost)
 {
-	Sim sim{1000, {100, 150}, {500, 0}};
-	sim.bursts(&t, 3 * kFirstCycle);
+	Sim sim{1000, {1000, 64}, {0, 0}};
+	sim.bursts(&t, kFirstCycle);
+	ASSERT_EQ(1, t.best);
+	sim.copy[0] = 64;
+	sim.gap[1] = 256;
+	sim.bursts(&t, kFirstCycle);
 	EXPECT_EQ(0, t.best);
-	EXPECT_EQ(0u, t.switches);
+	EXPECT_EQ(2u, t.switches);
+}
+
+// An application that sends less than either way could carry: every burst
+// starts 2000 cycles after the last, whatever the copy took. The wall clock
+// ties; the cheaper copy wins.
+TEST_F(AutoTuner, AtTheSamePaceTheCheaperCopyWins)
+{
+	Sim sim{1000, {1000, 100}, {1000, 1900}};
+	sim.bursts(&t, kFirstCycle);
+	EXPECT_EQ(1, t.best);
+	EXPECT_EQ(1u, t.switches);
+	// And a copy only 5 % cheaper at the same pace is noise.
+	sim.copy[0] = 95;
+	sim.gap[0] = 1905;
+	sim.bursts(&t, kFirstCycle);
+	EXPECT_EQ(1, t.best);
+	EXPECT_EQ(1u, t.switches);
 }
 
 // A full ring makes the sender's bursts small: windows and the warm-up then
