@@ -137,6 +137,29 @@ struct Tally {
 	uint64_t eproto = 0, moved = 0, calls = 0;
 };
 
+// Attach a new handle over the (scribbled) ring: refused with -EPROTO, or
+// accepted whole and then used in place of @p r.
+int reattach(const Guarded &g, struct ivshm_ring *r, enum ivshm_ring_role role)
+{
+	struct ivshm_ring r2;
+	int ret = ivshm_ring_attach(&r2, g.ring, g.need, kCap, kEsz, role);
+	EXPECT_TRUE(ret == 0 || ret == -EPROTO) << ret;
+	if (ret == 0)
+		*r = r2;
+	return ret;
+}
+
+// Count a step's outcome; the handle's private geometry never changes.
+void tally(const struct ivshm_ring *r, int ret, uint32_t op, Tally *t)
+{
+	if (ret == -EPROTO)
+		t->eproto++;
+	else if (ret > 0 && op <= 2)
+		t->moved += (uint32_t)ret;
+	ASSERT_EQ(ivshm_ring_capacity(r), kCap);
+	ASSERT_EQ(ivshm_ring_elem_size(r), kEsz);
+}
+
 /* One call on the consumer end; returns false (with a gtest failure) if a
  * result is out of bounds. */
 void consumer_step(const Guarded &g, struct ivshm_ring *c, uint32_t *seed,
@@ -178,19 +201,9 @@ void consumer_step(const Guarded &g, struct ivshm_ring *c, uint32_t *seed,
 		ASSERT_TRUE(ret == -EPROTO || (ret >= 0 && (uint32_t)ret <= kCap)) << ret;
 		ivshm_ring_wake_disable(c);
 	} else {
-		struct ivshm_ring c2;
-		ret = ivshm_ring_attach(&c2, g.ring, g.need, kCap, kEsz,
-					IVSHM_RING_CONSUMER);
-		ASSERT_TRUE(ret == 0 || ret == -EPROTO) << ret;
-		if (ret == 0)
-			*c = c2;
+		ret = reattach(g, c, IVSHM_RING_CONSUMER);
 	}
-	if (ret == -EPROTO)
-		t->eproto++;
-	else if (ret > 0 && op <= 2)
-		t->moved += (uint32_t)ret;
-	ASSERT_EQ(ivshm_ring_capacity(c), kCap);
-	ASSERT_EQ(ivshm_ring_elem_size(c), kEsz);
+	tally(c, ret, op, t);
 }
 
 void producer_step(const Guarded &g, struct ivshm_ring *p, uint32_t *seed,
@@ -224,19 +237,9 @@ void producer_step(const Guarded &g, struct ivshm_ring *p, uint32_t *seed,
 		ret = ivshm_ring_needs_wake(p);
 		ASSERT_TRUE(ret == 0 || ret == 1) << ret;
 	} else {
-		struct ivshm_ring p2;
-		ret = ivshm_ring_attach(&p2, g.ring, g.need, kCap, kEsz,
-					IVSHM_RING_PRODUCER);
-		ASSERT_TRUE(ret == 0 || ret == -EPROTO) << ret;
-		if (ret == 0)
-			*p = p2;
+		ret = reattach(g, p, IVSHM_RING_PRODUCER);
 	}
-	if (ret == -EPROTO)
-		t->eproto++;
-	else if (ret > 0 && op <= 2)
-		t->moved += (uint32_t)ret;
-	ASSERT_EQ(ivshm_ring_capacity(p), kCap);
-	ASSERT_EQ(ivshm_ring_elem_size(p), kEsz);
+	tally(p, ret, op, t);
 }
 
 struct Case {
