@@ -160,8 +160,8 @@ void tally(const struct ivshm_ring *r, int ret, uint32_t op, Tally *t)
 	ASSERT_EQ(ivshm_ring_elem_size(r), kEsz);
 }
 
-/* One call on the consumer end; returns false (with a gtest failure) if a
- * result is out of bounds. */
+/* One random call on the consumer end; a result out of bounds fails the
+ * test. */
 void consumer_step(const Guarded &g, struct ivshm_ring *c, uint32_t *seed,
 		   Tally *t)
 {
