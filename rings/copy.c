@@ -3,8 +3,8 @@
  * The decision half of struct ivshm_copy_tuner (ivshm/copy.h): called once
  * per timed burst, out of line; the copies themselves are inline.
  *
- * A run uses `best` for run_len bursts and times its last IVSHM_COPY_WINDOW
- * of them. A probe then copies the other way: first a warm-up, untimed,
+ * A run uses `best` for run_len bursts, counted inline and untimed, and
+ * times its last IVSHM_COPY_WINDOW of them. A probe then copies the other way: first a warm-up, untimed,
  * until every slot of the ring holds a packet copied the new way (packets
  * copied the old way may still wait in it, and while the receiver drains
  * them the sender's rate is theirs), then a timed window. Every window and
@@ -67,6 +67,8 @@ static void
 phase_start(struct ivshm_copy_tuner *t, int phase)
 {
 	t->phase = (uint8_t)phase;
+	/* A run's first bursts are only counted (ivshm_copy_tuner_burst). */
+	t->timing = phase != RUN;
 	t->n = 0;
 	t->pkts = 0;
 	t->cyc = 0;
@@ -77,14 +79,13 @@ void
 ivshm_copy_tuner_account(struct ivshm_copy_tuner *t, uint64_t t0, uint64_t t1,
 			 uint64_t bytes, uint32_t pkts)
 {
-	if (!IVSHM_COPY_HAVE_STREAM || t->policy != IVSHM_COPY_AUTO ||
-	    bytes == 0 || t1 < t0)
+	if (t->policy != IVSHM_COPY_AUTO || bytes == 0 || t1 < t0)
 		return;
 	t->n++;
 	switch (t->phase) {
 	case RUN:
-		if (t->n + IVSHM_COPY_WINDOW > t->run_len)
-			window_add(t, t0, t1, bytes, pkts);
+		/* Timed from IVSHM_COPY_WINDOW bursts before the run's end. */
+		window_add(t, t0, t1, bytes, pkts);
 		if (t->n < t->run_len || t->pkts < t->ring)
 			return;
 		t->best_copy = per_kib(t->cyc, t->bytes);

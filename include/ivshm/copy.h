@@ -24,8 +24,9 @@
  * publishing the buffers (a release store alone does not order them).
  *
  * struct ivshm_copy_tuner chooses, per sending queue, between the two. With
- * IVSHM_COPY_AUTO it times every burst's copies (two TSC reads), and every
- * so often copies a short run of bursts the other way and compares bytes
+ * IVSHM_COPY_AUTO it counts bursts, times the copies of the last ones before
+ * a probe (two TSC reads each), and every so often copies a short run of
+ * bursts the other way, timed too, and compares bytes
  * moved per second of wall-clock time (which a slower receiver limits),
  * with a margin against noise; the sender's own cycles per byte break ties
  * (rings/copy.c explains). Probes back off (up to
@@ -76,6 +77,7 @@ struct ivshm_copy_tuner {
 	uint8_t stream;    /**< this burst: 1 streaming stores, 0 cached */
 	uint8_t best;      /**< the choice outside probes */
 	uint8_t phase;     /**< 0 run, 1 probe warming up, 2 probe timed */
+	uint8_t timing;    /**< 1: bursts are timed (windows and probes) */
 	uint32_t n;        /**< bursts in this phase */
 	uint32_t run_len;  /**< bursts until the next probe */
 	uint32_t ring;     /**< packets a ring holds: the least a window or a
@@ -101,6 +103,9 @@ ivshm_copy_tuner_init(struct ivshm_copy_tuner *t, enum ivshm_copy_policy p,
 		      uint32_t ring)
 {
 	memset(t, 0, sizeof(*t));
+	/* Nothing to choose from without streaming stores. */
+	if (!IVSHM_COPY_HAVE_STREAM && p == IVSHM_COPY_AUTO)
+		p = IVSHM_COPY_CACHED;
 	t->policy = (uint8_t)p;
 	t->stream = t->best = (uint8_t)(IVSHM_COPY_HAVE_STREAM &&
 					p == IVSHM_COPY_STREAM);
@@ -109,13 +114,31 @@ ivshm_copy_tuner_init(struct ivshm_copy_tuner *t, enum ivshm_copy_policy p,
 }
 
 /**
- * Count one burst of @p pkts packets, @p bytes in all, copied the way
+ * Count one timed burst of @p pkts packets, @p bytes in all, copied the way
  * t->stream says, between clock readings @p t0 and @p t1. Decides at the
- * end of a run or a probe and sets t->stream for the next burst. Does
- * nothing unless IVSHM_COPY_AUTO.
+ * end of a run or a probe and sets t->stream for the next burst. Called by
+ * ivshm_copy_tuner_burst() while t->timing is set.
  */
 void ivshm_copy_tuner_account(struct ivshm_copy_tuner *t, uint64_t t0,
 			      uint64_t t1, uint64_t bytes, uint32_t pkts);
+
+/**
+ * Count one burst (under IVSHM_COPY_AUTO; otherwise nothing). Most bursts of
+ * a run are only counted, here, inline; the last IVSHM_COPY_WINDOW of a run
+ * and every burst of a probe are timed (@p t0, @p t1: clock readings around
+ * the copies) and go to ivshm_copy_tuner_account().
+ */
+static inline void
+ivshm_copy_tuner_burst(struct ivshm_copy_tuner *t, uint64_t t0, uint64_t t1,
+		       uint64_t bytes, uint32_t pkts)
+{
+	if (t->policy != IVSHM_COPY_AUTO || bytes == 0)
+		return;
+	if (t->timing)
+		ivshm_copy_tuner_account(t, t0, t1, bytes, pkts);
+	else if (++t->n + IVSHM_COPY_WINDOW >= t->run_len)
+		t->timing = 1;
+}
 
 /** Cycle counter for timing a burst (0 where there is none). */
 static inline uint64_t
@@ -132,7 +155,7 @@ ivshm_copy_clock(void)
 static inline uint64_t
 ivshm_copy_burst_begin(const struct ivshm_copy_tuner *t)
 {
-	return t->policy == IVSHM_COPY_AUTO ? ivshm_copy_clock() : 0;
+	return t->timing ? ivshm_copy_clock() : 0;
 }
 
 /** Order streamed stores before the release store that publishes them. */
@@ -155,8 +178,8 @@ ivshm_copy_burst_end(struct ivshm_copy_tuner *t, uint64_t t0, uint64_t bytes,
 {
 	if (t->stream)
 		ivshm_copy_stream_fence();
-	if (t->policy == IVSHM_COPY_AUTO && bytes > 0)
-		ivshm_copy_tuner_account(t, t0, ivshm_copy_clock(), bytes, pkts);
+	ivshm_copy_tuner_burst(t, t0, t->timing ? ivshm_copy_clock() : 0, bytes,
+			       pkts);
 }
 
 /**
