@@ -31,6 +31,8 @@ static void usage(FILE *f)
 "  --count N          packets to send (gen, ping); sink/echo: expected count\n"
 "  --duration S       send for S seconds (gen, ping) instead of a count\n"
 "  --mode poll|intr|adaptive  how the receive side waits (default adaptive)\n"
+"  --tx-copy auto|cached|stream  how packets are copied into the region:\n"
+"                        ordinary or streaming stores, or measure (default auto)\n"
 "  --burst N          packets per burst (1..256, default 32)\n"
 "  --window N         ping: packets in flight (1..4096, default 1)\n"
 "  --timeout S        link wait and longest stall (default 30)\n"
@@ -122,6 +124,7 @@ enum {
 	OPT_EP = 256, OPT_CHANNEL, OPT_SIZE, OPT_COUNT, OPT_DURATION, OPT_MODE,
 	OPT_BURST, OPT_WINDOW, OPT_TIMEOUT, OPT_INTERVAL, OPT_QUEUES, OPT_RING,
 	OPT_BUF, OPT_MAXPKT, OPT_NOVERIFY, OPT_SEED, OPT_NOACK, OPT_RATE, OPT_PEERTMO, OPT_ONEWAY, OPT_CORRUPT,
+	OPT_TXCOPY,
 };
 
 int main(int argc, char **argv)
@@ -133,6 +136,7 @@ int main(int argc, char **argv)
 		{ "count", required_argument, NULL, OPT_COUNT },
 		{ "duration", required_argument, NULL, OPT_DURATION },
 		{ "mode", required_argument, NULL, OPT_MODE },
+		{ "tx-copy", required_argument, NULL, OPT_TXCOPY },
 		{ "burst", required_argument, NULL, OPT_BURST },
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -224,6 +228,16 @@ int main(int argc, char **argv)
 				o.tp.rx_mode = IVSHM_TRANSPORT_RX_ADAPTIVE;
 			else
 				what = "--mode";
+			break;
+		case OPT_TXCOPY:
+			if (strcmp(optarg, "auto") == 0)
+				o.tp.tx_copy = IVSHM_COPY_AUTO;
+			else if (strcmp(optarg, "cached") == 0)
+				o.tp.tx_copy = IVSHM_COPY_CACHED;
+			else if (strcmp(optarg, "stream") == 0)
+				o.tp.tx_copy = IVSHM_COPY_STREAM;
+			else
+				what = "--tx-copy";
 			break;
 		case OPT_BURST:
 			if (parse_u64(optarg, 1, 256, &v))

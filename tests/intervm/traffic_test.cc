@@ -146,6 +146,14 @@ TEST_F(Traffic, ShmGenToSinkJumboChains)
 	gen_sink(shm_ep(), 20000, { "--seed", "7" }, {}, "46-9000");
 }
 
+// Both sides send with streaming stores (echo and ack traffic included);
+// the sink checks every payload byte.
+TEST_F(Traffic, ShmGenToSinkStreamingCopies)
+{
+	gen_sink(shm_ep(), 100000, { "--tx-copy", "stream" }, { "--tx-copy", "stream" },
+		 "46-2048");
+}
+
 TEST_F(Traffic, ShmGenToSinkSmallRingBurst1)
 {
 	gen_sink(shm_ep(), 50000, { "--burst", "1", "--ring-size", "16", "--buf-size", "128",
