@@ -16,21 +16,34 @@
 //
 // The receive rate is testpmd's "Rx-pps" of the rxonly port between two
 // "show port stats" S seconds apart, after a one-second warm-up (testpmd
-// divides the RX-packets difference by the time between its own samples). Prints a table, then the last line
+// divides the RX-packets difference by the time between its own samples).
+// Prints a table, then the last line
 //   RESULT pmd_vs_memif ivshmem_64_mpps=X memif_64_mpps=Y ratio_64=X/Y ratio_1500=R
 //          zc_64_mpps=Z zc_ratio_64=Z/Y zc_ratio_1500=R' paired_64=.. paired_1500=..
 //          zc_paired_64=.. zc_paired_1500=..
 // (ratio_*: default copy mode; zc_ratio_*: zero_copy=1; ratios of the
 // medians, and paired_*: the median of each repetition's own ratio).
-// The table's last column says how the net_ivshmem sender copied at the end
-// of the run (tx_copy=auto chooses between cached and streaming stores
-// while it runs) and how many times it switched.
+// Placement: the two vCPUs of a VM move between "near" (sharing a cache)
+// and "far" placements, and every figure here changes 3-10 fold with them.
+// Right before and after each run a cache-line ping-pong between cores 0
+// and 1 (median of 5 x 2000 round trips, one-way ns) classifies the run:
+// near below 80 ns both times (25-31 here), far above both times (166-180
+// here), else mixed. The summary then also gives ratios within each class
+// (ratio_1500_near=..., ratio_1500_far=..., from runs of the same class
+// only; 0 without any).
+// The table's "tx copy/switches" column says how the net_ivshmem sender
+// copied at the end of the run (tx_copy=auto chooses between cached and
+// streaming stores while it runs) and how many times it switched.
 // A memif testpmd that crashes while shutting down (a known Debian 22.11
 // fault) does not fail the run; a run that moves no packets does.
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <pthread.h>
+#include <sched.h>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "testpmd_runner.h"
@@ -49,6 +62,65 @@ struct Config {
 };
 
 enum { V_COPY, V_MEMIF, V_ZC, V_N };
+enum { P_NEAR, P_FAR, P_MIXED, P_N };
+static const char *const pname[P_N] = {"near", "far", "mixed"};
+static const double kFarNs = 80.0; // one-way ping-pong here: near 25-31, far 166-180
+
+static void pin_self(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+// One-way latency of a cache line bounced between cores 0 and 1 (ns).
+static double pingpong_ns()
+{
+	alignas(64) static std::atomic<uint32_t> flag;
+	const uint32_t rounds = 2000;
+	std::vector<double> v;
+	cpu_set_t old;
+	pthread_getaffinity_np(pthread_self(), sizeof(old), &old);
+	pin_self(0);
+	for (int k = 0; k < 5; k++) {
+		flag.store(0);
+		// The peer starts on core 0 (it inherits our affinity) and moves
+		// itself to core 1; we yield until it has, then bounce. Round 0
+		// is the hand-shake, untimed.
+		std::thread peer([&] {
+			pin_self(1);
+			flag.store(1, std::memory_order_release);
+			for (uint32_t i = 1; i <= rounds; i++) {
+				while (flag.load(std::memory_order_acquire) != 2 * i)
+					;
+				flag.store(2 * i + 1, std::memory_order_release);
+			}
+		});
+		while (flag.load(std::memory_order_acquire) != 1)
+			sched_yield();
+		double t0 = now_s();
+		for (uint32_t i = 1; i <= rounds; i++) {
+			flag.store(2 * i, std::memory_order_release);
+			while (flag.load(std::memory_order_acquire) != 2 * i + 1)
+				;
+		}
+		v.push_back((now_s() - t0) / (2.0 * rounds) * 1e9);
+		peer.join();
+	}
+	pthread_setaffinity_np(pthread_self(), sizeof(old), &old);
+	std::sort(v.begin(), v.end());
+	return v[v.size() / 2];
+}
+
+static int classify(double before, double after)
+{
+	if (before < kFarNs && after < kFarNs)
+		return P_NEAR;
+	if (before >= kFarNs && after >= kFarNs)
+		return P_FAR;
+	return P_MIXED;
+}
 static const char *const vname[V_N] = {"ivshmem", "memif", "ivshm_zc"};
 
 // One measured run; returns Mpps (< 0 on failure).
@@ -243,21 +315,30 @@ int main(int argc, char **argv)
 	std::map<std::pair<int, int>, double> at_rep[V_N];
 	int failures = 0;
 	const size_t nv = c.variants.size();
-	printf("%-4s %-8s %6s %10s %8s  %s\n", "rep", "pmd", "size", "Mpps", "B/pkt",
-	       "tx copy/switches");
+	printf("%-4s %-8s %6s %10s %8s  %-16s %s\n", "rep", "pmd", "size", "Mpps",
+	       "B/pkt", "tx copy/switches", "placement (ns before/after)");
+	// by_place[placement][variant][size]: Mpps of runs in that class
+	std::map<int, std::vector<double>> by_place[P_N][V_N];
 	for (int rep = 0; rep < c.reps; rep++) {
 		for (int size : c.sizes) {
 			// Rotate which one goes first so drift favours none.
 			for (size_t j = 0; j < nv; j++) {
 				int k = c.variants[(j + (size_t)rep) % nv];
-				double bpp = 0, m = -1;
+				double bpp = 0, m = -1, pb = 0, pa = 0;
 				std::string txc = "-";
 				// A run that could not start (a link that never came
 				// up on a loaded host) is repeated, not measured as 0.
-				for (int attempt = 0; attempt < 3 && m < 0; attempt++)
+				for (int attempt = 0; attempt < 3 && m < 0; attempt++) {
+					pb = pingpong_ns();
 					m = run_once(c, dir, plugin, k, size, &bpp, &txc);
-				printf("%-4d %-8s %6d %10.3f %8.1f  %s\n", rep, vname[k],
-				       size, m, bpp, txc.c_str());
+					pa = pingpong_ns();
+				}
+				int pl = classify(pb, pa);
+				printf("%-4d %-8s %6d %10.3f %8.1f  %-16s %s (%.0f/%.0f)\n",
+				       rep, vname[k], size, m, bpp, txc.c_str(), pname[pl],
+				       pb, pa);
+				if (m >= 0)
+					by_place[pl][k][size].push_back(m);
 				fflush(stdout);
 				if (m < 0)
 					failures++;
@@ -297,13 +378,35 @@ int main(int argc, char **argv)
 		       mv[V_COPY][size], mv[V_ZC][size], mm, ratio[size], zratio[size],
 		       pr[size], zpr[size]);
 	}
+	// Within one placement class: ratio of the class's medians.
+	auto class_ratio = [&](int pl, int k, int size) {
+		auto &a = by_place[pl][k][size], &b = by_place[pl][V_MEMIF][size];
+		double mb = median(b);
+		return a.empty() || b.empty() || mb <= 0 ? 0.0 : median(a) / mb;
+	};
+	printf("\n%-6s %-6s %6s %12s %12s %12s %7s %8s\n", "size", "place", "runs",
+	       "ivshmem_Mpps", "ivshm_zc_Mpps", "memif_Mpps", "ratio", "zc_ratio");
+	for (int size : c.sizes)
+		for (int pl = P_NEAR; pl <= P_FAR; pl++)
+			printf("%-6d %-6s %2zu/%-3zu %12.3f %12.3f %12.3f %7.2f %8.2f\n", size,
+			       pname[pl], by_place[pl][V_COPY][size].size(),
+			       by_place[pl][V_MEMIF][size].size(),
+			       median(by_place[pl][V_COPY][size]),
+			       median(by_place[pl][V_ZC][size]),
+			       median(by_place[pl][V_MEMIF][size]),
+			       class_ratio(pl, V_COPY, size), class_ratio(pl, V_ZC, size));
 	auto at = [](std::map<int, double> &m, int k) { return m.count(k) ? m[k] : 0.0; };
 	printf("RESULT pmd_vs_memif ivshmem_64_mpps=%.3f memif_64_mpps=%.3f "
 	       "ratio_64=%.2f ratio_1500=%.2f zc_64_mpps=%.3f zc_ratio_64=%.2f "
 	       "zc_ratio_1500=%.2f paired_64=%.2f paired_1500=%.2f "
-	       "zc_paired_64=%.2f zc_paired_1500=%.2f\n",
+	       "zc_paired_64=%.2f zc_paired_1500=%.2f ratio_64_near=%.2f "
+	       "ratio_1500_near=%.2f zc_ratio_1500_near=%.2f ratio_64_far=%.2f "
+	       "ratio_1500_far=%.2f zc_ratio_1500_far=%.2f\n",
 	       at(mv[V_COPY], 64), at(mv[V_MEMIF], 64), at(ratio, 64),
 	       at(ratio, 1500), at(mv[V_ZC], 64), at(zratio, 64), at(zratio, 1500),
-	       at(pr, 64), at(pr, 1500), at(zpr, 64), at(zpr, 1500));
+	       at(pr, 64), at(pr, 1500), at(zpr, 64), at(zpr, 1500),
+	       class_ratio(P_NEAR, V_COPY, 64), class_ratio(P_NEAR, V_COPY, 1500),
+	       class_ratio(P_NEAR, V_ZC, 1500), class_ratio(P_FAR, V_COPY, 64),
+	       class_ratio(P_FAR, V_COPY, 1500), class_ratio(P_FAR, V_ZC, 1500));
 	return failures ? 1 : 0;
 }
