@@ -120,6 +120,15 @@ static int parse_size(const char *s, struct tr_opts *o)
 	return 0;
 }
 
+/* Index of @p v in the NULL-terminated @p names, or -1. */
+static int name_index(const char *v, const char *const *names)
+{
+	for (int i = 0; names[i] != NULL; i++)
+		if (strcmp(v, names[i]) == 0)
+			return i;
+	return -1;
+}
+
 enum {
 	OPT_EP = 256, OPT_CHANNEL, OPT_SIZE, OPT_COUNT, OPT_DURATION, OPT_MODE,
 	OPT_BURST, OPT_WINDOW, OPT_TIMEOUT, OPT_INTERVAL, OPT_QUEUES, OPT_RING,
@@ -219,26 +228,28 @@ int main(int argc, char **argv)
 			if (parse_double(optarg, 0.001, 1e7, &o.duration))
 				what = "--duration";
 			break;
-		case OPT_MODE:
-			if (strcmp(optarg, "poll") == 0)
-				o.tp.rx_mode = IVSHM_TRANSPORT_RX_POLL;
-			else if (strcmp(optarg, "intr") == 0)
-				o.tp.rx_mode = IVSHM_TRANSPORT_RX_INTR;
-			else if (strcmp(optarg, "adaptive") == 0)
-				o.tp.rx_mode = IVSHM_TRANSPORT_RX_ADAPTIVE;
-			else
+		case OPT_MODE: {
+			/* In the order of enum ivshm_transport_rx_mode. */
+			static const char *const m[] = { "poll", "intr", "adaptive", NULL };
+			int i = name_index(optarg, m);
+
+			if (i < 0)
 				what = "--mode";
-			break;
-		case OPT_TXCOPY:
-			if (strcmp(optarg, "auto") == 0)
-				o.tp.tx_copy = IVSHM_COPY_AUTO;
-			else if (strcmp(optarg, "cached") == 0)
-				o.tp.tx_copy = IVSHM_COPY_CACHED;
-			else if (strcmp(optarg, "stream") == 0)
-				o.tp.tx_copy = IVSHM_COPY_STREAM;
 			else
-				what = "--tx-copy";
+				o.tp.rx_mode = (enum ivshm_transport_rx_mode)i;
 			break;
+		}
+		case OPT_TXCOPY: {
+			/* In the order of enum ivshm_copy_policy. */
+			static const char *const m[] = { "auto", "cached", "stream", NULL };
+			int i = name_index(optarg, m);
+
+			if (i < 0)
+				what = "--tx-copy";
+			else
+				o.tp.tx_copy = (enum ivshm_copy_policy)i;
+			break;
+		}
 		case OPT_BURST:
 			if (parse_u64(optarg, 1, 256, &v))
 				what = "--burst";
