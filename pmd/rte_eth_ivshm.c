@@ -1090,7 +1090,8 @@ eth_ivshm_xstats_get(struct rte_eth_dev *dev, struct rte_eth_xstat *xs,
 			xs[k].id = k;
 			xs[k].value = tq ? u64_at(tq, txq_copy_xstats[i].off) : 0;
 		}
-		/* 1 while the queue copies with streaming stores. */
+		/* 1 while streaming stores are the queue's choice (probes of
+		 * the other way aside). */
 		xs[k].id = k;
 		xs[k++].value = tq ? tq->copy.best : 0;
 	}

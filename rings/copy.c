@@ -4,7 +4,8 @@
  * per timed burst, out of line; the copies themselves are inline.
  *
  * A run uses `best` for run_len bursts, counted inline and untimed, and
- * times its last IVSHM_COPY_WINDOW of them. A probe then copies the other way: first a warm-up, untimed,
+ * times its last IVSHM_COPY_WINDOW of them. A probe then copies the other
+ * way: first a warm-up, not measured (its clock readings are dropped),
  * until every slot of the ring holds a packet copied the new way (packets
  * copied the old way may still wait in it, and while the receiver drains
  * them the sender's rate is theirs), then a timed window. Every window and

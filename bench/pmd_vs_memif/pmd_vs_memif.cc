@@ -62,6 +62,7 @@ struct Config {
 };
 
 enum { V_COPY, V_MEMIF, V_ZC, V_N };
+static const char *const vname[V_N] = {"ivshmem", "memif", "ivshm_zc"};
 enum { P_NEAR, P_FAR, P_MIXED, P_N };
 static const char *const pname[P_N] = {"near", "far", "mixed"};
 static const double kFarNs = 80.0; // one-way ping-pong here: near 25-31, far 166-180
@@ -121,8 +122,6 @@ static int classify(double before, double after)
 		return P_FAR;
 	return P_MIXED;
 }
-static const char *const vname[V_N] = {"ivshmem", "memif", "ivshm_zc"};
-
 // One measured run; returns Mpps (< 0 on failure).
 static double run_once(const Config &c, PrivateDir &dir, const std::string &plugin,
 		       int variant, int size, double *bytes_per_pkt, std::string *txcopy)
@@ -247,6 +246,12 @@ static double median(std::vector<double> v)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+static double ratio_of_medians(const std::vector<double> &a, const std::vector<double> &b)
+{
+	double mb = median(b);
+	return a.empty() || mb <= 0 ? 0.0 : median(a) / mb;
+}
+
 int main(int argc, char **argv)
 {
 	Config c;
@@ -349,7 +354,8 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	// Ratio of medians, and the median of each repetition's own ratio
+	// Ratio of medians (0 when either side has no run), and the median of
+	// each repetition's own ratio
 	// (the runs of one repetition are seconds apart, so a change of vCPU
 	// placement between repetitions weighs less).
 	auto paired = [&](int k, int size) {
@@ -370,8 +376,8 @@ int main(int argc, char **argv)
 		for (int k = 0; k < V_N; k++)
 			mv[k][size] = median(res[k][size]);
 		double mm = mv[V_MEMIF][size];
-		ratio[size] = mm > 0 ? mv[V_COPY][size] / mm : 0;
-		zratio[size] = mm > 0 ? mv[V_ZC][size] / mm : 0;
+		ratio[size] = ratio_of_medians(res[V_COPY][size], res[V_MEMIF][size]);
+		zratio[size] = ratio_of_medians(res[V_ZC][size], res[V_MEMIF][size]);
 		pr[size] = paired(V_COPY, size);
 		zpr[size] = paired(V_ZC, size);
 		printf("%-6d %12.3f %12.3f %12.3f %7.2f %7.2f %8.2f %8.2f\n", size,
@@ -380,9 +386,7 @@ int main(int argc, char **argv)
 	}
 	// Within one placement class: ratio of the class's medians.
 	auto class_ratio = [&](int pl, int k, int size) {
-		auto &a = by_place[pl][k][size], &b = by_place[pl][V_MEMIF][size];
-		double mb = median(b);
-		return a.empty() || b.empty() || mb <= 0 ? 0.0 : median(a) / mb;
+		return ratio_of_medians(by_place[pl][k][size], by_place[pl][V_MEMIF][size]);
 	};
 	printf("\n%-6s %-6s %6s %12s %12s %12s %7s %8s\n", "size", "place", "runs",
 	       "ivshmem_Mpps", "ivshm_zc_Mpps", "memif_Mpps", "ratio", "zc_ratio");

@@ -26,13 +26,12 @@
  * struct ivshm_copy_tuner chooses, per sending queue, between the two. With
  * IVSHM_COPY_AUTO it counts bursts, times the copies of the last ones before
  * a probe (two TSC reads each), and every so often copies a short run of
- * bursts the other way, timed too, and compares bytes
- * moved per second of wall-clock time (which a slower receiver limits),
- * with a margin against noise; the sender's own cycles per byte break ties
- * (rings/copy.c explains). Probes back off (up to
- * IVSHM_COPY_RUN_MAX bursts apart) while the choice holds, and come quickly
- * again after a change. The decision logic takes the timestamps as
- * arguments, so it is tested without timers.
+ * bursts the other way, timed too, and compares bytes moved per second of
+ * wall-clock time (which a slower receiver limits), with a margin against
+ * noise; the sender's own cycles per byte break ties (rings/copy.c
+ * explains). Probes back off (up to IVSHM_COPY_RUN_MAX bursts apart) while
+ * the choice holds, and come quickly again after a change. The decision
+ * logic takes the timestamps as arguments, so it is tested without timers.
  *
  * Thread safety: a tuner belongs to one sending thread.
  */
