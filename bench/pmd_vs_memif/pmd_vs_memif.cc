@@ -38,12 +38,15 @@
 // fault) does not fail the run; a run that moves no packets does.
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <pthread.h>
 #include <sched.h>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "testpmd_runner.h"
@@ -252,58 +255,108 @@ static double ratio_of_medians(const std::vector<double> &a, const std::vector<d
 	return a.empty() || mb <= 0 ? 0.0 : median(a) / mb;
 }
 
+static void usage(const char *prog)
+{
+	fprintf(stderr, "usage: %s PMD.so [--reps N] [--seconds S] "
+		"[--mode shm|socket] [--server PATH] [--sizes 64,1500] "
+		"[--variants copy,memif,zc] [--ivshmem-args K=V,...]\n", prog);
+}
+
+/* A whole decimal number in [lo, hi], or -1. */
+static long parse_num(const std::string &s, long lo, long hi)
+{
+	char *end = nullptr;
+	errno = 0;
+	long v = strtol(s.c_str(), &end, 10);
+	return s.empty() || errno || *end || v < lo || v > hi ? -1 : v;
+}
+
+/* Fills c from argv; prints what is wrong and returns false otherwise. */
+static bool parse_args(int argc, char **argv, Config &c)
+{
+	if (argc < 2 || argv[1][0] == '-') {
+		usage(argv[0]);
+		return false;
+	}
+	c.pmd = argv[1];
+	if (access(c.pmd.c_str(), R_OK) != 0) {
+		fprintf(stderr, "%s: cannot read %s: %s\n", argv[0], c.pmd.c_str(),
+			strerror(errno));
+		return false;
+	}
+	for (int i = 2; i < argc; i += 2) {
+		std::string k = argv[i];
+		if (i + 1 >= argc) {
+			fprintf(stderr, "%s: %s needs a value\n", argv[0], k.c_str());
+			return false;
+		}
+		std::string v = argv[i + 1];
+		bool ok = true;
+		if (k == "--reps") {
+			c.reps = (int)parse_num(v, 1, 1000);
+			ok = c.reps > 0;
+		} else if (k == "--seconds") {
+			char *end = nullptr;
+			c.seconds = strtod(v.c_str(), &end);
+			ok = !v.empty() && *end == '\0' && c.seconds > 0 && c.seconds <= 600;
+		} else if (k == "--mode") {
+			c.mode = v;
+			ok = v == "shm" || v == "socket";
+		} else if (k == "--server") {
+			c.server = v;
+			ok = access(v.c_str(), X_OK) == 0;
+		} else if (k == "--ivshmem-args") {
+			c.ivshmem_args = v;
+		} else if (k == "--variants" || k == "--sizes") {
+			(k == "--sizes" ? c.sizes : c.variants).clear();
+			size_t p = 0;
+			while (ok && p <= v.size()) {
+				size_t q = v.find(',', p);
+				std::string item = v.substr(p, q == std::string::npos ? q : q - p);
+				if (k == "--sizes") {
+					long n = parse_num(item, 60, 9000);
+					ok = n > 0;
+					c.sizes.push_back((int)n);
+				} else {
+					int vi = item == "copy" ? V_COPY : item == "memif" ? V_MEMIF :
+						 item == "zc" ? V_ZC : -1;
+					ok = vi >= 0;
+					c.variants.push_back(vi);
+				}
+				if (q == std::string::npos)
+					break;
+				p = q + 1;
+			}
+		} else {
+			fprintf(stderr, "%s: unknown option %s\n", argv[0], k.c_str());
+			usage(argv[0]);
+			return false;
+		}
+		if (!ok) {
+			fprintf(stderr, "%s: bad value for %s: '%s'\n", argv[0], k.c_str(),
+				v.c_str());
+			return false;
+		}
+	}
+	if (const char *r = getenv("IVSHM_BENCH_REPS")) {
+		c.reps = (int)parse_num(r, 1, 1000);
+		if (c.reps < 1) {
+			fprintf(stderr, "%s: bad IVSHM_BENCH_REPS '%s'\n", argv[0], r);
+			return false;
+		}
+	}
+	if (c.mode == "socket" && c.server.empty()) {
+		fprintf(stderr, "%s: --mode socket needs --server PATH\n", argv[0]);
+		return false;
+	}
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	Config c;
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s PMD.so [--reps N] [--seconds S] "
-			"[--mode shm|socket] [--server PATH] [--sizes 64,1500] "
-			"[--variants copy,memif,zc] [--ivshmem-args K=V,...]\n", argv[0]);
+	if (!parse_args(argc, argv, c))
 		return 2;
-	}
-	c.pmd = argv[1];
-	for (int i = 2; i + 1 < argc; i += 2) {
-		std::string k = argv[i], v = argv[i + 1];
-		if (k == "--reps")
-			c.reps = atoi(v.c_str());
-		else if (k == "--seconds")
-			c.seconds = atof(v.c_str());
-		else if (k == "--mode")
-			c.mode = v;
-		else if (k == "--server")
-			c.server = v;
-		else if (k == "--ivshmem-args")
-			c.ivshmem_args = v;
-		else if (k == "--variants") {
-			c.variants.clear();
-			for (const char *n : {"copy", "memif", "zc"})
-				if (("," + v + ",").find(std::string(",") + n + ",") !=
-				    std::string::npos)
-					c.variants.push_back(n[0] == 'c' ? V_COPY :
-							     n[0] == 'm' ? V_MEMIF : V_ZC);
-		} else if (k == "--sizes") {
-			c.sizes.clear();
-			size_t p = 0;
-			while (p < v.size()) {
-				c.sizes.push_back(atoi(v.c_str() + p));
-				p = v.find(',', p);
-				if (p == std::string::npos)
-					break;
-				p++;
-			}
-		} else {
-			fprintf(stderr, "unknown option %s\n", k.c_str());
-			return 2;
-		}
-	}
-	if (const char *r = getenv("IVSHM_BENCH_REPS"))
-		c.reps = atoi(r);
-	if (c.reps < 1 || c.seconds <= 0 || c.sizes.empty() || c.variants.empty() ||
-	    (c.mode != "shm" && c.mode != "socket") ||
-	    (c.mode == "socket" && c.server.empty())) {
-		fprintf(stderr, "bad arguments\n");
-		return 2;
-	}
 	PrivateDir dir;
 	if (!dir.ok()) {
 		fprintf(stderr, "cannot create a private folder\n");
