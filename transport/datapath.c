@@ -358,6 +358,16 @@ static inline void rx_reclaim(const struct ivshm_channel *ch,
  * queue being reset; an impossible peer index: the queue is marked broken
  * and counted; loans still out and the caller is not rx_loan).
  */
+/* Prefetch a received buffer's used lines into L2 (ivshm/copy.h). */
+static inline void rx_prefetch(const uint8_t *bufs, const struct ivshm_tp_desc *dr,
+			       uint32_t slot, uint32_t stride, uint32_t bs)
+{
+	uint32_t len;
+
+	memcpy(&len, &dr[slot].len, sizeof(len));
+	ivshm_copy_prefetch(bufs + (size_t)slot * stride, len < bs ? len : bs);
+}
+
 static inline int rx_begin(struct ivshm_channel *ch, uint16_t q, uint16_t n,
 			   int loan, struct ivshm_tp_rxq **rp, uint32_t *start)
 {
@@ -405,10 +415,14 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 	const struct ivshm_tp_desc *const dr = desc(&r->ring, 0);
 	const uint32_t mask = ch->rs - 1, stride = ch->stride, bs = ch->bs;
 
-	/* The sender's lines: start every miss of this burst at once. */
-	for (uint32_t k = 0; k < (uint32_t)avail && k < n && k < 64; k++)
-		__builtin_prefetch(bufs + (size_t)((start + k) & mask) * stride);
+	/* The sender's lines into L2, a few buffers ahead of the copy
+	 * (ivshm/copy.h). The length is the peer's word: bounded to a buffer. */
+	const uint32_t ahead = IVSHM_COPY_PREFETCH_AHEAD;
+	for (uint32_t k = 0; k < ahead && k < (uint32_t)avail; k++)
+		rx_prefetch(bufs, dr, (start + k) & mask, stride, bs);
 	while (np < n && i < (uint32_t)avail) {
+		if (i + ahead < (uint32_t)avail)
+			rx_prefetch(bufs, dr, (start + i + ahead) & mask, stride, bs);
 		uint32_t next = i, last = 0, cap = pkts[np].len, total;
 		uint32_t slot = (start + i) & mask;
 		struct ivshm_tp_desc d;

@@ -216,6 +216,30 @@ ivshm_copy_stream(void *dst, const void *src, uint32_t n)
 	memcpy(dst, src, n);
 }
 
+/**
+ * Start moving the @p len bytes at @p p into this core's L2 cache, ahead of
+ * copying them out (the receiver's side of a copy): call it for the packet
+ * IVSHM_COPY_PREFETCH_AHEAD places after the one being copied. Measured
+ * here with 1500-byte packets (bench/pmd_vs_memif's pair, rxonly side):
+ * with the two cores sharing a cache, 3-5 % more packets than a prefetch of
+ * the next packet's first line into L1; with streamed lines read from
+ * memory, about 55 % more (8.2 against 5.2 million per second). Prefetches
+ * into L1 did not help: they hold the fill buffers that the copy's own
+ * loads need. A prefetch never faults, so @p len may be the peer's word;
+ * callers bound it to the buffer all the same.
+ */
+#define IVSHM_COPY_PREFETCH_AHEAD 2u
+
+static inline void
+ivshm_copy_prefetch(const void *p, uint32_t len)
+{
+	const char *c = (const char *)((uintptr_t)p & ~(uintptr_t)63);
+	const char *end = (const char *)p + len;
+
+	for (; c < end; c += 64)
+		__builtin_prefetch(c, 0, 2);
+}
+
 #ifdef __cplusplus
 }
 #endif
