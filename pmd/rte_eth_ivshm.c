@@ -288,15 +288,19 @@ rx_burst(struct ivshm_rx_queue *q, struct rte_mbuf **pkts, uint16_t nb_pkts,
 	uint16_t npk = 0;
 	uint64_t bytes = 0;
 	uint16_t i = 0;
-	/* The sender's lines into L2, a few packets ahead of the copy
-	 * (ivshm/copy.h); a lent buffer is never read here. */
-	const uint16_t ahead = IVSHM_COPY_PREFETCH_AHEAD;
-	for (uint16_t k = 0; k < ahead && k < nb; k++)
-		if (!zc || b[k].len < q->copybreak)
-			ivshm_copy_prefetch(b[k].data, b[k].len);
+	/* The sender's lines into L2, IVSHM_COPY_PREFETCH_LINES ahead of the
+	 * copy, and the next packet's first line into L1 (ivshm/copy.h); a
+	 * lent buffer's lines are never read here. */
+	uint16_t pf = 0;
+	uint32_t ahead = 0;
 	while (i < nb) {
-		if (i + ahead < nb && (!zc || b[i + ahead].len < q->copybreak))
-			ivshm_copy_prefetch(b[i + ahead].data, b[i + ahead].len);
+		for (; pf < nb && ahead < IVSHM_COPY_PREFETCH_LINES; pf++)
+			if (!zc || b[pf].len < q->copybreak)
+				ahead += ivshm_copy_prefetch(b[pf].data, b[pf].len);
+		if (!zc || b[i].len < q->copybreak)
+			ahead -= RTE_MIN(ahead, ivshm_copy_lines(b[i].len));
+		if (i + 1 < nb)
+			rte_prefetch0(b[i + 1].data);
 		uint32_t len = b[i].len;
 		struct rte_mbuf *m = NULL;
 		const int single = !(b[i].flags & IVSHM_TRANSPORT_F_MORE) &&

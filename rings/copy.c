@@ -20,10 +20,10 @@
  * The first is what the application sees, and decides: the other way wins
  * when it moves more bytes per second by a margin of 10 %. Measured here,
  * the losing way costs from about 1.15 times more (64-byte packets on near
- * placements) to 10 times more (1500-byte packets on far ones); the noise
+ * placements) to 6 times more (1500-byte packets on far ones); the noise
  * is a few percent. The copy figure alone would mislead: streaming stores
  * are posted, so they look as cheap to the sender as cached ones even where
- * the receiver, reading the data back from memory, runs at a third of the
+ * the receiver, reading the data back from memory, runs at half the
  * speed. It breaks ties only: when neither way moves more (an application
  * that sends less than either could carry), the one that costs the sender
  * 10 % fewer cycles wins. The two windows are adjacent in time, so a change

@@ -358,14 +358,15 @@ static inline void rx_reclaim(const struct ivshm_channel *ch,
  * queue being reset; an impossible peer index: the queue is marked broken
  * and counted; loans still out and the caller is not rx_loan).
  */
-/* Prefetch a received buffer's used lines into L2 (ivshm/copy.h). */
-static inline void rx_prefetch(const uint8_t *bufs, const struct ivshm_tp_desc *dr,
-			       uint32_t slot, uint32_t stride, uint32_t bs)
+/* A received buffer's used bytes as its descriptor says, bounded to a
+ * buffer: only for prefetching (the copy reads the descriptor again). */
+static inline uint32_t rx_hint_len(const struct ivshm_tp_desc *dr, uint32_t slot,
+				   uint32_t bs)
 {
 	uint32_t len;
 
 	memcpy(&len, &dr[slot].len, sizeof(len));
-	ivshm_copy_prefetch(bufs + (size_t)slot * stride, len < bs ? len : bs);
+	return len < bs ? len : bs;
 }
 
 static inline int rx_begin(struct ivshm_channel *ch, uint16_t q, uint16_t n,
@@ -415,18 +416,25 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 	const struct ivshm_tp_desc *const dr = desc(&r->ring, 0);
 	const uint32_t mask = ch->rs - 1, stride = ch->stride, bs = ch->bs;
 
-	/* The sender's lines into L2, a few buffers ahead of the copy
-	 * (ivshm/copy.h). The length is the peer's word: bounded to a buffer. */
-	const uint32_t ahead = IVSHM_COPY_PREFETCH_AHEAD;
-	for (uint32_t k = 0; k < ahead && k < (uint32_t)avail; k++)
-		rx_prefetch(bufs, dr, (start + k) & mask, stride, bs);
+	/* The sender's lines into L2, IVSHM_COPY_PREFETCH_LINES ahead of the
+	 * copy, and the next buffer's first line into L1 (ivshm/copy.h). */
+	uint32_t pf = 0, ahead = 0;
 	while (np < n && i < (uint32_t)avail) {
-		if (i + ahead < (uint32_t)avail)
-			rx_prefetch(bufs, dr, (start + i + ahead) & mask, stride, bs);
+		for (; pf < (uint32_t)avail && ahead < IVSHM_COPY_PREFETCH_LINES; pf++) {
+			uint32_t s = (start + pf) & mask;
+
+			ahead += ivshm_copy_prefetch(bufs + (size_t)s * stride,
+						     rx_hint_len(dr, s, bs));
+		}
 		uint32_t next = i, last = 0, cap = pkts[np].len, total;
 		uint32_t slot = (start + i) & mask;
+		uint32_t lines = ivshm_copy_lines(rx_hint_len(dr, slot, bs));
 		struct ivshm_tp_desc d;
 		int segs;
+
+		ahead -= ahead < lines ? ahead : lines;
+		if (i + 1 < (uint32_t)avail)
+			__builtin_prefetch(bufs + (size_t)((slot + 1) & mask) * stride);
 
 		/* Fast path: a packet in one buffer (read once, checked). */
 		memcpy(&d, &dr[slot], sizeof(d));
