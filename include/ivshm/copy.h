@@ -241,6 +241,8 @@ ivshm_copy_prefetch(const void *p, uint32_t len)
 	const char *end = (const char *)p + len;
 	uint32_t lines = 0;
 
+	if (len == 0)
+		return 0;
 	for (; c < end; c += 64, lines++)
 		__builtin_prefetch(c, 0, 2);
 	return lines;

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <vector>
 
 #include "ivshm/copy.h"
@@ -83,6 +85,35 @@ struct Sim {
 // Bursts from the start of a run until the end of its probe (bursts of 32
 // packets: every window and warm-up spans a ring's worth).
 constexpr uint32_t kFirstCycle = IVSHM_COPY_RUN_MIN + IVSHM_COPY_WARM + IVSHM_COPY_WINDOW;
+
+// The receiver's prefetch window counts lines: ivshm_copy_prefetch() must
+// say how many lines [p, p + len) touches, at any offset in a line, and
+// asking for the last bytes before an inaccessible page must not fault.
+TEST(CopyPrefetch, CountsTheLinesOfAnyRangeAndNeverFaults)
+{
+	const long pg = sysconf(_SC_PAGESIZE);
+	uint8_t *map = (uint8_t *)mmap(nullptr, 2 * (size_t)pg, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, (void *)map);
+	ASSERT_EQ(0, mprotect(map + pg, (size_t)pg, PROT_NONE));
+	for (uint32_t off = 0; off < 64; off++) {
+		for (uint32_t len = 0; len <= 4096 - 64; len += (len < 200 ? 1 : 61)) {
+			uint32_t first = off / 64, last = (off + len + 63) / 64;
+			uint32_t want = len == 0 ? 0 : last - first;
+			ASSERT_EQ(want, ivshm_copy_prefetch(map + off, len))
+				<< "off=" << off << " len=" << len;
+		}
+		// Ends exactly at the guard page.
+		uint32_t len = (uint32_t)pg - off;
+		EXPECT_EQ(len / 64 + (len % 64 != 0), ivshm_copy_prefetch(map + off, len));
+	}
+	EXPECT_EQ(0u, ivshm_copy_lines(0));
+	EXPECT_EQ(1u, ivshm_copy_lines(1));
+	EXPECT_EQ(1u, ivshm_copy_lines(64));
+	EXPECT_EQ(24u, ivshm_copy_lines(1500));
+	EXPECT_EQ(32u, ivshm_copy_lines(2048));
+	munmap(map, 2 * (size_t)pg);
+}
 
 TEST(CopyTuner, FixedPoliciesNeverProbe)
 {
