@@ -288,17 +288,23 @@ rx_burst(struct ivshm_rx_queue *q, struct rte_mbuf **pkts, uint16_t nb_pkts,
 	uint16_t npk = 0;
 	uint64_t bytes = 0;
 	uint16_t i = 0;
-	/* The sender's lines into L2, IVSHM_COPY_PREFETCH_LINES ahead of the
-	 * copy, and the next packet's first line into L1 (ivshm/copy.h); a
-	 * lent buffer's lines are never read here. */
+	/* The sender's lines into L2, IVSHM_COPY_PREFETCH_LINES beyond the
+	 * packet being copied, and the next packet's first line into L1
+	 * (ivshm/copy.h); a lent buffer's lines are never read here. Packets
+	 * [i + 1, pf) are asked for, ahead lines of them. */
 	uint16_t pf = 0;
 	uint32_t ahead = 0;
+	rte_prefetch0(b[0].data);
 	while (i < nb) {
+		if (pf <= i) {
+			pf = (uint16_t)(i + 1);
+			ahead = 0;
+		} else if (!zc || b[i].len < q->copybreak) {
+			ahead -= RTE_MIN(ahead, ivshm_copy_lines(b[i].len));
+		}
 		for (; pf < nb && ahead < IVSHM_COPY_PREFETCH_LINES; pf++)
 			if (!zc || b[pf].len < q->copybreak)
 				ahead += ivshm_copy_prefetch(b[pf].data, b[pf].len);
-		if (!zc || b[i].len < q->copybreak)
-			ahead -= RTE_MIN(ahead, ivshm_copy_lines(b[i].len));
 		if (i + 1 < nb)
 			rte_prefetch0(b[i + 1].data);
 		uint32_t len = b[i].len;

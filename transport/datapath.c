@@ -416,23 +416,32 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 	const struct ivshm_tp_desc *const dr = desc(&r->ring, 0);
 	const uint32_t mask = ch->rs - 1, stride = ch->stride, bs = ch->bs;
 
-	/* The sender's lines into L2, IVSHM_COPY_PREFETCH_LINES ahead of the
-	 * copy, and the next buffer's first line into L1 (ivshm/copy.h). */
+	/* The sender's lines into L2, IVSHM_COPY_PREFETCH_LINES beyond the
+	 * buffer being copied, and the next buffer's first line into L1
+	 * (ivshm/copy.h). Buffers [i + 1, pf) are asked for, ahead lines of
+	 * them. */
 	uint32_t pf = 0, ahead = 0;
+	__builtin_prefetch(bufs + (size_t)(start & mask) * stride);
 	while (np < n && i < (uint32_t)avail) {
+		uint32_t next = i, last = 0, cap = pkts[np].len, total;
+		uint32_t slot = (start + i) & mask;
+		struct ivshm_tp_desc d;
+		int segs;
+
+		if (pf <= i) {
+			pf = i + 1;
+			ahead = 0;
+		} else {
+			uint32_t l = ivshm_copy_lines(rx_hint_len(dr, slot, bs));
+
+			ahead -= ahead < l ? ahead : l;
+		}
 		for (; pf < (uint32_t)avail && ahead < IVSHM_COPY_PREFETCH_LINES; pf++) {
 			uint32_t s = (start + pf) & mask;
 
 			ahead += ivshm_copy_prefetch(bufs + (size_t)s * stride,
 						     rx_hint_len(dr, s, bs));
 		}
-		uint32_t next = i, last = 0, cap = pkts[np].len, total;
-		uint32_t slot = (start + i) & mask;
-		uint32_t lines = ivshm_copy_lines(rx_hint_len(dr, slot, bs));
-		struct ivshm_tp_desc d;
-		int segs;
-
-		ahead -= ahead < lines ? ahead : lines;
 		if (i + 1 < (uint32_t)avail)
 			__builtin_prefetch(bufs + (size_t)((slot + 1) & mask) * stride);
 
