@@ -350,14 +350,6 @@ static inline void rx_reclaim(const struct ivshm_channel *ch,
 	rx_consume(r, n);
 }
 
-/*
- * Start a receive call of up to n on queue q: mark it active, drop an
- * unreleased peek, hand back returned loans, and read the window of filled
- * slots. Returns the slot count (the queue stays active: the caller
- * leave()s it), or -1 when the call must return 0 (bad queue or n == 0;
- * queue being reset; an impossible peer index: the queue is marked broken
- * and counted; loans still out and the caller is not rx_loan).
- */
 /* A received buffer's used bytes as its descriptor says, bounded to a
  * buffer: only for prefetching (the copy reads the descriptor again). */
 static inline uint32_t rx_hint_len(const struct ivshm_tp_desc *dr, uint32_t slot,
@@ -369,6 +361,14 @@ static inline uint32_t rx_hint_len(const struct ivshm_tp_desc *dr, uint32_t slot
 	return len < bs ? len : bs;
 }
 
+/*
+ * Start a receive call of up to n on queue q: mark it active, drop an
+ * unreleased peek, hand back returned loans, and read the window of filled
+ * slots. Returns the slot count (the queue stays active: the caller
+ * leave()s it), or -1 when the call must return 0 (bad queue or n == 0;
+ * queue being reset; an impossible peer index: the queue is marked broken
+ * and counted; loans still out and the caller is not rx_loan).
+ */
 static inline int rx_begin(struct ivshm_channel *ch, uint16_t q, uint16_t n,
 			   int loan, struct ivshm_tp_rxq **rp, uint32_t *start)
 {

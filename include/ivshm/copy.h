@@ -14,8 +14,9 @@
  * 1.5 million per second. Non-temporal ("streaming") stores write whole
  * lines without reading them first and leave them in memory, where the
  * receiver's prefetches (ivshm_copy_prefetch() below) find them: about 8.5
- * million per second in both placements. Neither wins everywhere, and which one applies can change
- * while a process runs (the hypervisor moves vCPUs), so a sender measures.
+ * million per second in both placements. Neither wins everywhere, and
+ * which one applies can change while a process runs (the hypervisor moves
+ * vCPUs), so a sender measures.
  *
  * ivshm_copy_stream() copies with streaming stores, whole lines only: it
  * rounds the destination up to a 64-byte boundary with zeros, so the
