@@ -290,21 +290,16 @@ rx_burst(struct ivshm_rx_queue *q, struct rte_mbuf **pkts, uint16_t nb_pkts,
 	uint16_t i = 0;
 	/* The sender's lines into L2, IVSHM_COPY_PREFETCH_LINES beyond the
 	 * packet being copied, and the next packet's first line into L1
-	 * (ivshm/copy.h); a lent buffer's lines are never read here. Packets
-	 * [i + 1, pf) are asked for, ahead lines of them. */
-	uint16_t pf = 0;
-	uint32_t ahead = 0;
+	 * (ivshm/copy.h); a lent buffer's lines are never read here. */
+	struct ivshm_copy_window w = { 0, 0 };
 	rte_prefetch0(b[0].data);
 	while (i < nb) {
-		if (pf <= i) {
-			pf = (uint16_t)(i + 1);
-			ahead = 0;
-		} else if (!zc || b[i].len < q->copybreak) {
-			ahead -= RTE_MIN(ahead, ivshm_copy_lines(b[i].len));
-		}
-		for (; pf < nb && ahead < IVSHM_COPY_PREFETCH_LINES; pf++)
-			if (!zc || b[pf].len < q->copybreak)
-				ahead += ivshm_copy_prefetch(b[pf].data, b[pf].len);
+		ivshm_copy_window_at(&w, i, !zc || b[i].len < q->copybreak ?
+					    ivshm_copy_lines(b[i].len) : 0);
+		for (; ivshm_copy_window_open(&w, nb); w.next++)
+			if (!zc || b[w.next].len < q->copybreak)
+				w.lines += ivshm_copy_prefetch(b[w.next].data,
+							       b[w.next].len);
 		if (i + 1 < nb)
 			rte_prefetch0(b[i + 1].data);
 		uint32_t len = b[i].len;

@@ -418,9 +418,8 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 
 	/* The sender's lines into L2, IVSHM_COPY_PREFETCH_LINES beyond the
 	 * buffer being copied, and the next buffer's first line into L1
-	 * (ivshm/copy.h). Buffers [i + 1, pf) are asked for, ahead lines of
-	 * them. */
-	uint32_t pf = 0, ahead = 0;
+	 * (ivshm/copy.h). */
+	struct ivshm_copy_window w = { 0, 0 };
 	__builtin_prefetch(bufs + (size_t)(start & mask) * stride);
 	while (np < n && i < (uint32_t)avail) {
 		uint32_t next = i, last = 0, cap = pkts[np].len, total;
@@ -428,19 +427,12 @@ uint16_t ivshm_transport_rx_burst(struct ivshm_channel *ch, uint16_t q,
 		struct ivshm_tp_desc d;
 		int segs;
 
-		if (pf <= i) {
-			pf = i + 1;
-			ahead = 0;
-		} else {
-			uint32_t l = ivshm_copy_lines(rx_hint_len(dr, slot, bs));
+		ivshm_copy_window_at(&w, i, ivshm_copy_lines(rx_hint_len(dr, slot, bs)));
+		for (; ivshm_copy_window_open(&w, (uint32_t)avail); w.next++) {
+			uint32_t s = (start + w.next) & mask;
 
-			ahead -= ahead < l ? ahead : l;
-		}
-		for (; pf < (uint32_t)avail && ahead < IVSHM_COPY_PREFETCH_LINES; pf++) {
-			uint32_t s = (start + pf) & mask;
-
-			ahead += ivshm_copy_prefetch(bufs + (size_t)s * stride,
-						     rx_hint_len(dr, s, bs));
+			w.lines += ivshm_copy_prefetch(bufs + (size_t)s * stride,
+						       rx_hint_len(dr, s, bs));
 		}
 		if (i + 1 < (uint32_t)avail)
 			__builtin_prefetch(bufs + (size_t)((slot + 1) & mask) * stride);

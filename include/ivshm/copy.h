@@ -256,6 +256,40 @@ ivshm_copy_lines(uint32_t len)
 	return (len + 63u) / 64u;
 }
 
+/**
+ * A receiver's prefetch window over the buffers of a burst: buffers
+ * [i + 1, next) are asked for, @c lines lines of them, where i is the one
+ * being copied. Start it zeroed; for each buffer i copied, in increasing
+ * order (skipping is fine: a jump past @c next restarts the window):
+ *
+ *	ivshm_copy_window_at(&w, i, lines_asked_for_i);
+ *	for (; ivshm_copy_window_open(&w, n); w.next++)
+ *		w.lines += ivshm_copy_prefetch(buffer w.next, its length);
+ */
+struct ivshm_copy_window {
+	uint32_t next;  /**< the first buffer not asked for yet */
+	uint32_t lines; /**< lines asked for beyond the one being copied */
+};
+
+/** Buffer @p i is copied now; @p lines: what was asked for it (0 if none). */
+static inline void
+ivshm_copy_window_at(struct ivshm_copy_window *w, uint32_t i, uint32_t lines)
+{
+	if (w->next <= i) {
+		w->next = i + 1;
+		w->lines = 0;
+	} else {
+		w->lines -= w->lines < lines ? w->lines : lines;
+	}
+}
+
+/** Whether buffer w->next, of @p n, is to be asked for now. */
+static inline int
+ivshm_copy_window_open(const struct ivshm_copy_window *w, uint32_t n)
+{
+	return w->next < n && w->lines < IVSHM_COPY_PREFETCH_LINES;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -115,6 +115,56 @@ TEST(CopyPrefetch, CountsTheLinesOfAnyRangeAndNeverFaults)
 	munmap(map, 2 * (size_t)pg);
 }
 
+// The window a receiver keeps while it copies a burst: with 1500-byte
+// buffers (24 lines) the two after the one being copied are asked for,
+// with 64-byte ones (1 line) the next 48; nothing is asked for twice or
+// left out, and a jump past the window starts it again.
+static std::vector<uint32_t> window_run(uint32_t n, uint32_t len, uint32_t jump_at,
+					std::vector<uint32_t> *ahead_of)
+{
+	alignas(64) static uint8_t bufs[64][2048];
+	struct ivshm_copy_window w = {0, 0};
+	std::vector<uint32_t> asked;
+	for (uint32_t i = 0; i < n; i = (i == jump_at ? i + 10 : i + 1)) {
+		ivshm_copy_window_at(&w, i, ivshm_copy_lines(len));
+		for (; ivshm_copy_window_open(&w, n); w.next++) {
+			asked.push_back(w.next);
+			w.lines += ivshm_copy_prefetch(bufs[w.next], len);
+		}
+		ahead_of->push_back(w.next - i - 1);
+	}
+	return asked;
+}
+
+TEST(CopyPrefetch, WindowKeepsLinesAheadOfTheCopy)
+{
+	std::vector<uint32_t> ahead;
+	std::vector<uint32_t> asked = window_run(32, 1500, UINT32_MAX, &ahead);
+	ASSERT_EQ(31u, asked.size());
+	for (uint32_t k = 0; k < asked.size(); k++)
+		EXPECT_EQ(k + 1, asked[k]);
+	for (uint32_t i = 0; i < 30; i++)
+		EXPECT_EQ(2u, ahead[i]) << "while copying " << i;
+	EXPECT_EQ(1u, ahead[30]);
+	EXPECT_EQ(0u, ahead[31]);
+
+	ahead.clear();
+	asked = window_run(64, 64, UINT32_MAX, &ahead);
+	ASSERT_EQ(63u, asked.size());
+	EXPECT_EQ(48u, ahead[0]);
+	EXPECT_EQ(48u, ahead[15]);
+	EXPECT_EQ(0u, ahead[63]);
+
+	// A chain of ten buffers copied at once after buffer 4: the window
+	// restarts behind it, and the skipped buffers are not asked for again.
+	ahead.clear();
+	asked = window_run(32, 1500, 4, &ahead);
+	for (uint32_t k = 1; k < asked.size(); k++)
+		EXPECT_LT(asked[k - 1], asked[k]);
+	EXPECT_EQ(2u, ahead[5]); // copying buffer 14
+	EXPECT_EQ(15u, asked[6]); // 1..6 before the jump, then 15 on
+}
+
 TEST(CopyTuner, FixedPoliciesNeverProbe)
 {
 	ivshm_copy_tuner c, s;
